@@ -1,0 +1,3 @@
+module usernsguard/gojson
+
+go 1.19

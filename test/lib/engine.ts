@@ -1,0 +1,502 @@
+// Test harness that runs a real, throwaway Docker engine (dockerd 20.10 with
+// --userns-remap=default) so authorization behaviour can be checked end to end
+// instead of against a mocked engine. Everything the engine writes lives in one
+// temp dir, which stop() (or the process-exit safety net) tears down.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  appendFileSync, chmodSync, closeSync, copyFileSync, existsSync, mkdirSync,
+  mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync,
+} from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+
+const DOCKERD = '/usr/sbin/dockerd';
+// /usr/local/bin/docker on this machine is a newer client; pin the one that
+// matches the 20.10 engine so API version negotiation is never a variable.
+const DOCKER = '/usr/bin/docker';
+const BUSYBOX = '/bin/busybox';
+const PLUGIN_SPEC_DIR = '/etc/docker/plugins';
+const IMAGE = 'ugbox:latest';
+const APPLETS = [
+  'sh', 'cat', 'ls', 'id', 'echo', 'sleep', 'true', 'false', 'env', 'touch',
+  'mkdir', 'rm', 'wc', 'grep', 'head', 'tail', 'readlink', 'stat',
+];
+// A fixed PATH keeps dockerd from picking up stray containerd/runc builds.
+const SYSTEM_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface AuthzPlugin {
+  socket: string; // unix socket the plugin listens on
+  name?: string;  // defaults to a unique name, so concurrent engines never share a spec file
+}
+
+export interface EngineOptions {
+  authzPlugins?: AuthzPlugin[];
+  extraArgs?: string[];
+}
+
+export interface CommandResult { code: number; stdout: string; stderr: string }
+
+export interface HttpResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+export interface RequestOptions {
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  chunked?: boolean; // send the body with Transfer-Encoding: chunked and no Content-Length
+  timeoutMs?: number;
+}
+
+export interface Engine {
+  dir: string;           // temp dir (0755 so the remapped root can traverse it)
+  socket: string;        // engine API socket path
+  host: string;          // 'unix://' + socket, for DOCKER_HOST
+  image: string;         // imported busybox image
+  pid: number;           // dockerd pid
+  pluginNames: string[]; // names passed to --authorization-plugin, in order
+  logFile: string;       // dockerd (and its containerd) output
+  /** Runs /usr/bin/docker against this engine. Rejects on timeout (default 60 s). */
+  docker(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<CommandResult>;
+  /** HTTP over the engine socket via node:http. */
+  request(method: string, path: string, opts?: RequestOptions): Promise<HttpResult>;
+  /** Writes raw bytes on a fresh connection and returns all that is read until close or timeout (default 5 s). */
+  raw(bytes: string | Buffer, timeoutMs?: number): Promise<string>;
+  /** `docker inspect` of every container, running or not. */
+  inspectAll(): Promise<any[]>;
+  /** Names (without the leading '/') of containers with HostConfig.UsernsMode === 'host'. */
+  hostUsernsContainers(): Promise<string[]>;
+  /** Idempotent full teardown; see stopEngine(). */
+  stop(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------
+// Skipping
+
+/** null when this machine can run an engine, otherwise why not. */
+export function engineSkipReason(): string | null {
+  if (process.platform !== 'linux') return 'real engine tests need Linux';
+  if (process.getuid?.() !== 0) return 'real engine tests need root';
+  for (const bin of [DOCKERD, DOCKER, BUSYBOX]) {
+    if (!existsSync(bin)) return `real engine tests need ${bin}`;
+  }
+  return null;
+}
+
+/**
+ * Returns true when the test may go on. Otherwise skips it, except under CI,
+ * where a silently skipped engine test would hide a broken runner: then it throws.
+ */
+export function requireEngineOrSkip(t: TestContext): boolean {
+  const reason = engineSkipReason();
+  if (reason === null) return true;
+  if (process.env.CI === 'true') throw new Error(`CI=true but ${reason}`);
+  t.skip(reason);
+  return false;
+}
+
+// ---------------------------------------------------------------------------
+// Start
+
+interface Tracked {
+  dir: string;
+  pid: number;
+  specFiles: string[];
+  // Resolves once node has reaped dockerd; until then its zombie keeps /proc/<pid>.
+  exited: Promise<void>;
+}
+
+// Engines not yet stopped, so a crashing test process still reaps them.
+const live = new Map<string, Tracked>();
+
+export async function startEngine(opts: EngineOptions = {}): Promise<Engine> {
+  const reason = engineSkipReason();
+  if (reason !== null) throw new Error(reason);
+  ensureDockremap();
+  installExitNet();
+
+  const dir = mkdtempSync(join(tmpdir(), 'ug-'));
+  chmodSync(dir, 0o755);
+  const socket = join(dir, 'docker.sock');
+  const logFile = join(dir, 'dockerd.log');
+  const plugins = (opts.authzPlugins ?? []).map((p) => ({
+    socket: p.socket,
+    name: p.name ?? `userns-guard-test-${randomBytes(6).toString('hex')}`,
+  }));
+  const tracked: Tracked = { dir, pid: 0, specFiles: plugins.map((p) => specPath(p.name)), exited: Promise.resolve() };
+  live.set(dir, tracked);
+
+  try {
+    writePluginSpecs(plugins);
+    writeFileSync(join(dir, 'daemon.json'), '{}\n');
+    const child = spawnDockerd(dir, socket, logFile, plugins.map((p) => p.name), opts.extraArgs ?? []);
+    tracked.pid = child.pid!;
+    tracked.exited = new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) resolve();
+      else child.once('exit', () => resolve());
+    });
+    const engine = makeEngine({ dir, socket, logFile, pid: tracked.pid, pluginNames: plugins.map((p) => p.name) });
+    await waitForPing(engine);
+    await importBusybox(engine);
+    return engine;
+  } catch (err) {
+    await stopEngine(tracked, null);
+    throw err;
+  }
+}
+
+// dockerd would create dockremap itself, but two engines starting at once on a
+// fresh machine would race on useradd and /etc/subuid.
+function ensureDockremap(): void {
+  if (spawnSync('id', ['dockremap'], { stdio: 'ignore' }).status !== 0) {
+    const r = spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', 'dockremap'], { encoding: 'utf8' });
+    if (r.status !== 0 && spawnSync('id', ['dockremap'], { stdio: 'ignore' }).status !== 0) {
+      throw new Error(`useradd dockremap failed: ${r.stderr}`);
+    }
+  }
+  for (const file of ['/etc/subuid', '/etc/subgid']) {
+    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    if (!/^dockremap:/m.test(text)) {
+      appendFileSync(file, `${text === '' || text.endsWith('\n') ? '' : '\n'}dockremap:100000:65536\n`);
+    }
+  }
+}
+
+function specPath(name: string): string {
+  return join(PLUGIN_SPEC_DIR, `${name}.spec`);
+}
+
+// Spec files (rather than /run/docker/plugins/NAME.sock) let the plugin socket
+// live in the test's own temp dir.
+function writePluginSpecs(plugins: { name: string; socket: string }[]): void {
+  if (plugins.length === 0) return;
+  mkdirSync(PLUGIN_SPEC_DIR, { recursive: true });
+  for (const p of plugins) writeFileSync(specPath(p.name), `unix://${p.socket}\n`);
+}
+
+function spawnDockerd(dir: string, socket: string, logFile: string, pluginNames: string[], extraArgs: string[]): ChildProcess {
+  const args = [
+    '--config-file', join(dir, 'daemon.json'), // ignore the host's /etc/docker/daemon.json
+    '--data-root', join(dir, 'data'),
+    '--exec-root', join(dir, 'exec'),
+    '--pidfile', join(dir, 'docker.pid'),
+    '-H', `unix://${socket}`,
+    '--userns-remap=default',
+    '--storage-driver=vfs', // works on any backing fs, and images here are tiny
+    '--iptables=false', '--ip-forward=false', '--bridge=none', // leave host networking alone
+    ...pluginNames.map((n) => `--authorization-plugin=${n}`),
+    ...extraArgs,
+  ];
+  const log = openSync(logFile, 'a');
+  try {
+    const child = spawn(DOCKERD, args, {
+      stdio: ['ignore', log, log],
+      env: { ...process.env, PATH: SYSTEM_PATH },
+    });
+    if (child.pid === undefined) throw new Error(`could not spawn ${DOCKERD}`);
+    // A test that forgets stop() must not hang the runner; the exit net reaps it.
+    child.unref();
+    return child;
+  } finally {
+    closeSync(log);
+  }
+}
+
+async function waitForPing(engine: Engine, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!isAlive(engine.pid)) throw new Error(`dockerd exited during startup:\n${logTail(engine.logFile)}`);
+    try {
+      const r = await engine.request('GET', '/_ping', { timeoutMs: 2_000 });
+      if (r.status === 200) return;
+    } catch {
+      // socket not there yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`dockerd not ready after ${timeoutMs} ms:\n${logTail(engine.logFile)}`);
+}
+
+// No registry is reachable, so the only image is one built from busybox-static.
+async function importBusybox(engine: Engine): Promise<void> {
+  const rootfs = join(engine.dir, 'rootfs');
+  mkdirSync(join(rootfs, 'bin'), { recursive: true });
+  mkdirSync(join(rootfs, 'tmp'));
+  copyFileSync(BUSYBOX, join(rootfs, 'bin', 'busybox'));
+  chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
+  for (const applet of APPLETS) symlinkSync('busybox', join(rootfs, 'bin', applet));
+  const tarball = join(engine.dir, 'rootfs.tar');
+  const tar = spawnSync('tar', ['-C', rootfs, '-cf', tarball, '.'], { encoding: 'utf8' });
+  if (tar.status !== 0) throw new Error(`tar failed: ${tar.stderr}`);
+  const r = await engine.docker(['import', '--change', 'ENV PATH=/bin', tarball, engine.image]);
+  if (r.code !== 0) throw new Error(`docker import failed: ${r.stderr}`);
+}
+
+// ---------------------------------------------------------------------------
+// Engine handle
+
+function makeEngine(base: { dir: string; socket: string; logFile: string; pid: number; pluginNames: string[] }): Engine {
+  let stopping: Promise<void> | undefined;
+  const engine: Engine = {
+    ...base,
+    host: `unix://${base.socket}`,
+    image: IMAGE,
+    docker: (args, opts) => runDocker(base.dir, `unix://${base.socket}`, args, opts),
+    request: (method, path, opts) => httpRequest(base.socket, method, path, opts),
+    raw: (bytes, timeoutMs) => rawExchange(base.socket, bytes, timeoutMs),
+    inspectAll: () => inspectAll(engine),
+    hostUsernsContainers: async () =>
+      (await inspectAll(engine))
+        .filter((c) => c.HostConfig?.UsernsMode === 'host')
+        .map((c) => String(c.Name).replace(/^\//, '')),
+    stop: () => {
+      const tracked = live.get(base.dir);
+      stopping ??= tracked ? stopEngine(tracked, engine) : Promise.resolve();
+      return stopping;
+    },
+  };
+  return engine;
+}
+
+function runDocker(dir: string, host: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<CommandResult> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  // Own DOCKER_CONFIG so the user's contexts/credential helpers never apply.
+  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: host, DOCKER_CONFIG: join(dir, 'client-config') };
+  delete env.DOCKER_CONTEXT;
+  return new Promise((resolve, reject) => {
+    const child = spawn(DOCKER, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`docker ${args.join(' ')} timed out after ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, timeoutMs);
+    child.on('error', (err) => { clearTimeout(timer); reject(err); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
+    child.stdin.on('error', () => { /* client may exit before reading stdin */ });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+function httpRequest(socketPath: string, method: string, path: string, opts: RequestOptions = {}): Promise<HttpResult> {
+  const headers: Record<string, string> = { ...opts.headers };
+  const body = opts.body === undefined ? undefined : Buffer.from(opts.body);
+  if (body !== undefined && opts.chunked) headers['Transfer-Encoding'] = 'chunked';
+  else if (body !== undefined) headers['Content-Length'] = String(body.length);
+  return new Promise((resolve, reject) => {
+    // agent:false: a fresh connection per call, so no keep-alive socket outlives a test.
+    const req = http.request({ socketPath, method, path, headers, agent: false, timeout: opts.timeoutMs ?? 30_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
+    req.on('error', reject);
+    if (body !== undefined && opts.chunked) {
+      // Split in two so the engine sees a genuinely multi-chunk body.
+      const mid = Math.floor(body.length / 2);
+      req.write(body.subarray(0, mid));
+      req.write(body.subarray(mid));
+    } else if (body !== undefined) {
+      req.write(body);
+    }
+    req.end();
+  });
+}
+
+// For requests node:http refuses to produce (absolute-form targets, odd encodings).
+function rawExchange(socketPath: string, bytes: string | Buffer, timeoutMs = 5_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const conn = net.createConnection(socketPath);
+    const done = () => { clearTimeout(timer); conn.destroy(); resolve(Buffer.concat(chunks).toString('utf8')); };
+    // Go keeps HTTP/1.1 connections open, so a timeout is a normal way to finish.
+    const timer = setTimeout(done, timeoutMs);
+    conn.on('connect', () => conn.write(bytes));
+    conn.on('data', (c: Buffer) => chunks.push(c));
+    conn.on('close', done);
+    conn.on('error', (err) => {
+      // A reset after the response still counts as an answer.
+      if (chunks.length > 0) done();
+      else { clearTimeout(timer); reject(err); }
+    });
+  });
+}
+
+async function inspectAll(engine: Engine): Promise<any[]> {
+  const ps = await engine.docker(['ps', '-aq', '--no-trunc']);
+  if (ps.code !== 0) throw new Error(`docker ps failed: ${ps.stderr}`);
+  const ids = ps.stdout.split('\n').filter(Boolean);
+  if (ids.length === 0) return [];
+  const r = await engine.docker(['inspect', ...ids]);
+  // A container removed between ps and inspect makes inspect exit 1 but still print the rest.
+  return JSON.parse(r.stdout || '[]');
+}
+
+// ---------------------------------------------------------------------------
+// Stop
+
+async function stopEngine(tracked: Tracked, engine: Engine | null): Promise<void> {
+  if (engine !== null && isAlive(tracked.pid)) await removeContainers(engine);
+  if (tracked.pid > 0) await terminate(tracked.pid, 10_000);
+  reap(tracked);
+  await waitReaped(tracked, 5_000);
+  live.delete(tracked.dir);
+}
+
+// Removing containers through the engine is the clean path: shims and
+// container processes go away and dockerd unmounts their rootfs itself.
+async function removeContainers(engine: Engine): Promise<void> {
+  try {
+    const ps = await engine.docker(['ps', '-aq'], { timeoutMs: 15_000 });
+    const ids = ps.stdout.split('\n').filter(Boolean);
+    if (ids.length > 0) await engine.docker(['rm', '-f', ...ids], { timeoutMs: 30_000 });
+  } catch {
+    // reap() below handles whatever is left
+  }
+}
+
+async function terminate(pid: number, graceMs: number): Promise<void> {
+  signal(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (isAlive(pid) && Date.now() < deadline) await sleep(50);
+  if (isAlive(pid)) {
+    signal(pid, 'SIGKILL');
+    while (isAlive(pid)) await sleep(20);
+  }
+}
+
+// The child handle is unref'd, so a ref'd timer must keep the loop alive while
+// node reaps the zombie; cleared afterwards so it does not delay process exit.
+async function waitReaped(tracked: Tracked, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
+  await Promise.race([tracked.exited, timeout]);
+  clearTimeout(timer);
+}
+
+// Synchronous so the process-exit net can use it too.
+function reap(tracked: Tracked): void {
+  if (tracked.pid > 0) signal(tracked.pid, 'SIGKILL');
+  killLeftovers(tracked.dir);
+  unmountUnder(tracked.dir);
+  for (const f of tracked.specFiles) rmSync(f, { force: true });
+  try {
+    rmSync(tracked.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  } catch {
+    // best effort: a busy mount must not turn a passing test into a failure
+  }
+}
+
+// containerd and its shims name the temp dir on their command line; the
+// container init processes are the shims' children and do not, so take those
+// too. Killing a container's pid-namespace init kills the whole container.
+function killLeftovers(dir: string): void {
+  const marker = `${dir}/`;
+  const owned = new Set<number>();
+  const parents = new Map<number, number>();
+  for (const pid of listPids()) {
+    if (pid === process.pid) continue;
+    const cmdline = readProc(pid, 'cmdline');
+    if (cmdline?.includes(marker)) owned.add(pid);
+    const ppid = parentPid(pid);
+    if (ppid !== null) parents.set(pid, ppid);
+  }
+  const children = [...parents].filter(([pid, ppid]) => owned.has(ppid) && !owned.has(pid)).map(([pid]) => pid);
+  for (const pid of children) signal(pid, 'SIGKILL');
+  for (const pid of owned) signal(pid, 'SIGKILL');
+}
+
+function listPids(): number[] {
+  return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number);
+}
+
+function readProc(pid: number, file: string): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/${file}`, 'utf8');
+  } catch {
+    return null; // the process exited meanwhile
+  }
+}
+
+function parentPid(pid: number): number | null {
+  const stat = readProc(pid, 'stat');
+  if (stat === null) return null;
+  // comm (field 2) may contain spaces and parens; fields after the last ')' are fixed.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[1]);
+}
+
+// dockerd leaves mounts behind when it is killed (container rootfs, netns, shm);
+// rm -rf cannot remove a mount point, so detach them deepest first.
+function unmountUnder(dir: string): void {
+  const mountPoints = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((mp): mp is string => mp !== undefined)
+    .map((mp) => mp.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))))
+    .filter((mp) => mp === dir || mp.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const mp of mountPoints) spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
+}
+
+// ---------------------------------------------------------------------------
+// Process-exit safety net
+
+let exitNetInstalled = false;
+
+function installExitNet(): void {
+  if (exitNetInstalled) return;
+  exitNetInstalled = true;
+  // 'exit' handlers must be synchronous, hence reap() rather than stop().
+  process.on('exit', () => {
+    for (const tracked of live.values()) reap(tracked);
+    live.clear();
+  });
+  // Without a listener these signals end node without firing 'exit'.
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(sig, () => process.exit(code));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+function isAlive(pid: number): boolean {
+  if (pid <= 0) return false;
+  const stat = readProc(pid, 'stat');
+  // A zombie still has a /proc entry but is already dead for our purposes.
+  return stat !== null && stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+function logTail(file: string, lines = 30): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no dockerd log)';
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
