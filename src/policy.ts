@@ -79,7 +79,7 @@ function violationFor(call: Call, route: Route, options: PolicyOptions): Finding
   if (ROUTES.volumeCreate.test(path) && options.deny.has('docker-socket')) {
     return { violation: hardeningFinding(call, 'volume-create', options), image: null };
   }
-  if (!options.allowPluginInstall) return { violation: pluginInstallViolation(route), image: null };
+  if (!options.allowPluginInstall) return { violation: pluginInstallViolation(call, route), image: null };
   return NOTHING;
 }
 

@@ -122,4 +122,6 @@ export const ROUTES = {
   pluginCreate: /^\/plugins\/create$/,
   pluginUpgrade: new RegExp(`^/plugins/${NAME}/upgrade$`),
   pluginSet: new RegExp(`^/plugins/${NAME}/set$`),
+  serviceCreate: /^\/services\/create$/,
+  serviceUpdate: new RegExp(`^/services/${NAME}/update$`),
 } as const;

@@ -5,15 +5,44 @@
 // refused as a whole. Enabling, disabling, listing and inspecting already
 // installed plugins stay allowed.
 
+import type { Call } from '../envelope.ts';
+import { fieldValues, objectsUnder } from '../goJson.ts';
+import { readJsonBody } from '../requestBody.ts';
 import { ROUTES, type Route } from '../routes.ts';
 import type { Violation } from './types.ts';
 
 const INSTALL_ROUTES = [ROUTES.pluginPull, ROUTES.pluginCreate, ROUTES.pluginUpgrade, ROUTES.pluginSet];
+const HOW_TO_ALLOW = 'start userns-guard with --allow-plugin-install to permit it';
 
-export function pluginInstallViolation(route: Route): Violation | null {
-  if (!INSTALL_ROUTES.some((r) => r.test(route.path))) return null;
+export function pluginInstallViolation(call: Call, route: Route): Violation | null {
+  if (INSTALL_ROUTES.some((r) => r.test(route.path))) {
+    return refuse(`POST ${route.path}`);
+  }
+  if (ROUTES.serviceCreate.test(route.path) || ROUTES.serviceUpdate.test(route.path)) {
+    return servicePluginViolation(call, route);
+  }
+  return null;
+}
+
+// On experimental engines a swarm service with the "plugin" runtime installs
+// a managed plugin on every node, so such service specs count as installs.
+function servicePluginViolation(call: Call, route: Route): Violation | null {
+  const body = readJsonBody(call);
+  if (body.kind !== 'object') {
+    // Without the spec there is no telling whether it installs a plugin.
+    return refuse(`POST ${route.path} whose body userns-guard cannot read (${body.why})`);
+  }
+  for (const task of objectsUnder(body.object, 'TaskTemplate')) {
+    const runtime = fieldValues(task, 'Runtime').some((v) => typeof v === 'string' && v.trim().toLowerCase() === 'plugin');
+    const pluginSpec = fieldValues(task, 'PluginSpec').some((v) => v !== null);
+    if (runtime || pluginSpec) return refuse(`a swarm service with the plugin runtime (POST ${route.path})`);
+  }
+  return null;
+}
+
+function refuse(what: string): Violation {
   return {
     rule: 'plugin-install',
-    reason: `installing or reconfiguring managed plugins is not allowed: they run as root in the host user namespace (POST ${route.path}; start userns-guard with --allow-plugin-install to permit it)`,
+    reason: `installing or reconfiguring managed plugins is not allowed: they run as root in the host user namespace (${what}; ${HOW_TO_ALLOW})`,
   };
 }
