@@ -11,7 +11,8 @@ export const DEFAULT_SOCKET = '/run/docker/plugins/userns-guard.sock';
 export const USAGE = `Usage: userns-guard [options]
        userns-guard install [--dry-run] [--prefix DIR] [--root DIR]
        userns-guard uninstall [--dry-run] [--prefix DIR] [--root DIR]
-       userns-guard doctor [--docker-host URL] [--daemon-json PATH] [--root DIR] [--json]
+       userns-guard doctor [--docker-host URL] [--daemon-json PATH] [--socket PATH]
+                           [--plugin-name NAME] [--probe-image NAME] [--root DIR] [--json]
 
 Docker Engine authorization plugin that refuses every request that would put a
 container in the host user namespace.
@@ -30,6 +31,12 @@ Options:
   --debug                  log allowed calls too
   --version                print the version and exit
   --help                   print this help and exit
+
+Subcommands (each takes --help):
+  install      copy this binary, the systemd units, daemon.json entries and
+               subordinate ids into place; prints the commands that remain
+  uninstall    remove what install added (keeps userns-remap and the ids)
+  doctor       check the host and the live engine; exit 1 if anything failed
 `;
 
 export interface ServeOptions {

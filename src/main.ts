@@ -4,13 +4,20 @@ import { createAuditLog, type AuditLog } from './audit.ts';
 import { parseServeArgs, USAGE, UsageError, type ServeOptions } from './cli.ts';
 import { listen, listenTarget, ListenError } from './listen.ts';
 import { createPluginServer } from './server.ts';
+import { doctorCommand } from './doctor.ts';
+import { installCommand, uninstallCommand } from './install.ts';
 import { VERSION } from './version.ts';
 
 // ps and journald show this instead of the runtime's name.
 process.title = 'userns-guard';
 
-// Subcommands own their own flags; each resolves to an exit code.
-const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = {};
+// Subcommands own their own flags; each resolves to an exit code. No
+// prototype, so `userns-guard constructor` is not a subcommand.
+const SUBCOMMANDS: Record<string, (args: string[]) => Promise<number>> = Object.assign(Object.create(null), {
+  install: installCommand,
+  uninstall: uninstallCommand,
+  doctor: doctorCommand,
+});
 
 // Past this the process exits on SIGTERM even if a call is still open.
 const SHUTDOWN_GRACE_MS = 800;
