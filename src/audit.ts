@@ -32,9 +32,9 @@ export function createAuditLog(out: Writable, debug: boolean): AuditLog {
     if (dropped > 0) {
       const note = { time: now(), level: 'warn', msg: 'audit lines dropped: the log reader is not keeping up', dropped };
       dropped = 0;
-      out.write(`${JSON.stringify(note)}\n`);
+      out.write(line(note));
     }
-    out.write(`${JSON.stringify(record)}\n`);
+    out.write(line(record));
   }
 
   return {
@@ -57,19 +57,39 @@ export function decisionRecord(d: Decision): Record<string, unknown> {
     level: d.decision === 'allow' ? (d.exempt ? 'warn' : 'debug') : d.decision === 'deny' ? 'warn' : 'info',
     decision: d.decision,
     rule: d.rule,
-    reason: d.exempt ? `exempt user; would have been refused: ${d.reason}` : d.reason,
-    user: d.call?.user ?? '',
-    authMethod: d.call?.authMethod ?? '',
-    method: d.call?.method ?? '',
-    uri: d.call?.uri ?? '',
-    path: d.route?.path ?? '',
-    apiVersion: d.route?.apiVersion ?? null,
+    reason: clip(d.exempt ? `exempt user; would have been refused: ${d.reason}` : d.reason),
+    user: clip(d.call?.user ?? ''),
+    authMethod: clip(d.call?.authMethod ?? ''),
+    method: clip(d.call?.method ?? ''),
+    uri: clip(d.call?.uri ?? ''),
+    path: clip(d.route?.path ?? ''),
+    apiVersion: d.route === null || d.route.apiVersion === null ? null : clip(d.route.apiVersion),
   };
   if (d.route !== null && ROUTES.containerCreate.test(d.route.path)) {
-    record.image = d.image;
-    record.name = new URLSearchParams(d.route.query).get('name');
+    record.image = d.image === null ? null : clip(d.image);
+    const name = new URLSearchParams(d.route.query).get('name');
+    record.name = name === null ? null : clip(name);
   }
   return record;
+}
+
+// journald cuts lines longer than its LineMax (48 KiB by default) into
+// several entries: a caller could then hide a denial from anyone reading
+// the log as JSON just by sending a long URI. Every string the caller chose
+// is capped so that, even if every character took JSON's longest escape
+// (6 bytes), a whole line stays under that limit: 9 fields * 800 * 6 bytes
+// is 43,200 bytes, plus the fixed keys.
+export const MAX_FIELD_CHARS = 800;
+
+function clip(s: string): string {
+  if (s.length <= MAX_FIELD_CHARS) return s;
+  return `${s.slice(0, MAX_FIELD_CHARS)}...[${s.length - MAX_FIELD_CHARS} more characters]`;
+}
+
+// As bytes: a stream counts a queued string in UTF-16 units, which would
+// let up to three times MAX_QUEUED_BYTES wait in memory.
+function line(record: Record<string, unknown>): Buffer {
+  return Buffer.from(`${JSON.stringify(record)}\n`);
 }
 
 function now(): string {
