@@ -8,7 +8,7 @@ import { readEnvelope, type Call } from './envelope.ts';
 import { lastScalar, type JObject } from './goJson.ts';
 import { readJsonBody } from './requestBody.ts';
 import { parseRequestUri, ROUTES, type Route } from './routes.ts';
-import { hardeningViolation, type EnabledRules, type HardeningContext } from './rules/hardening.ts';
+import { hardeningRouteViolation, hardeningViolation, type EnabledRules } from './rules/hardening.ts';
 import { legacyStartViolation } from './rules/legacyStart.ts';
 import { pluginInstallViolation } from './rules/plugins.ts';
 import type { RuleId, Violation } from './rules/types.ts';
@@ -57,15 +57,17 @@ export function decide(envelope: Buffer | string, options: PolicyOptions): Decis
   const call = read.call;
   const parsed = parseRequestUri(call.uri);
   if (!parsed.ok) {
-    return conclude(call, null, { violation: { rule: 'bad-envelope', reason: parsed.error }, image: null }, options);
+    const reason = `request refused: its RequestUri cannot be routed (${parsed.error})`;
+    return conclude(call, null, { violation: { rule: 'bad-envelope', reason }, image: null }, options);
   }
   return conclude(call, parsed.route, violationFor(call, parsed.route, options), options);
 }
 
 // A call the server could not even read (over the size bound) is refused
-// like any other malformed envelope.
+// like any other malformed envelope. The reason names the refusal too: the
+// Docker client shows it as is.
 export function refuseEnvelope(reason: string, options: PolicyOptions): Decision {
-  return conclude(null, null, { violation: { rule: 'bad-envelope', reason }, image: null }, options);
+  return conclude(null, null, { violation: { rule: 'bad-envelope', reason: `request refused: ${reason}` }, image: null }, options);
 }
 
 // The router matches methods exactly; only POST routes change anything the
@@ -74,13 +76,11 @@ function violationFor(call: Call, route: Route, options: PolicyOptions): Finding
   if (call.method.toUpperCase() !== 'POST') return NOTHING;
   const path = route.path;
   if (ROUTES.containerCreate.test(path)) return createFinding(call, options);
-  if (ROUTES.containerStart.test(path)) return { violation: legacyStartViolation(call, route), image: null };
-  if (ROUTES.execCreate.test(path)) return { violation: hardeningFinding(call, 'exec', options), image: null };
-  if (ROUTES.volumeCreate.test(path) && options.deny.has('docker-socket')) {
-    return { violation: hardeningFinding(call, 'volume-create', options), image: null };
-  }
-  if (!options.allowPluginInstall) return { violation: pluginInstallViolation(call, route), image: null };
-  return NOTHING;
+  const violation =
+    (ROUTES.containerStart.test(path) ? legacyStartViolation(call, route) : null) ??
+    hardeningRouteViolation(call, route, options.deny) ??
+    (options.allowPluginInstall ? null : pluginInstallViolation(call, route));
+  return { violation, image: null };
 }
 
 function createFinding(call: Call, options: PolicyOptions): Finding {
@@ -95,21 +95,6 @@ function createFinding(call: Call, options: PolicyOptions): Finding {
   const violation =
     usernsHostViolation(body.object) ?? hardeningViolation({ kind: 'create', body: body.object }, options.deny);
   return { violation, image };
-}
-
-// Exec and volume creates matter only to hardening rules; with none on, their
-// bodies are not even read. With any on, an unreadable body is refused.
-function hardeningFinding(call: Call, kind: 'exec' | 'volume-create', options: PolicyOptions): Violation | null {
-  if (options.deny.size === 0) return null;
-  const body = readJsonBody(call);
-  const what = kind === 'exec' ? 'exec create' : 'volume create';
-  if (body.kind !== 'object') {
-    const rule: RuleId = body.kind === 'not-visible' ? 'body-not-visible' : 'body-not-json';
-    const state = body.kind === 'not-visible' ? 'was not visible to userns-guard' : 'is not a single JSON object';
-    return { rule, reason: `${what} refused while hardening rules are on: its body ${state} (${body.why})` };
-  }
-  const ctx: HardeningContext = { kind, body: body.object };
-  return hardeningViolation(ctx, options.deny);
 }
 
 function finding(image: string | null, rule: RuleId, reason: string): Finding {
