@@ -11,22 +11,24 @@ export const DEFAULT_SOCKET = '/run/docker/plugins/userns-guard.sock';
 export const USAGE = `Usage: userns-guard [options]
        userns-guard install [--dry-run] [--prefix DIR] [--root DIR]
        userns-guard uninstall [--dry-run] [--prefix DIR] [--root DIR]
-       userns-guard doctor [--docker-host URL] [--daemon-json PATH] [--socket PATH]
-                           [--plugin-name NAME] [--probe-image NAME] [--root DIR] [--json]
+       userns-guard doctor [--docker-host URL] [--daemon-json PATH]
+                           [--socket PATH] [--plugin-name NAME]
+                           [--probe-image NAME] [--root DIR] [--json]
 
 Docker Engine authorization plugin that refuses every request that would put a
 container in the host user namespace.
 
 Options:
-  --socket PATH            listen on PATH (default ${DEFAULT_SOCKET});
-                           ignored under systemd socket activation
+  --socket PATH            listen on PATH; ignored under systemd socket
+                           activation. Default:
+                           ${DEFAULT_SOCKET}
   --allow-plugin-install   allow pulling, creating, upgrading and configuring
                            managed plugins (they run as root on the host)
   --audit-only             evaluate every rule and log would-deny, but allow all
   --allow-user NAME        exempt calls authenticated as NAME (TLS client
                            certificate CN) from every rule; repeatable
   --deny RULE[,RULE...]    turn on hardening rules; repeatable. Rules:
-                           ${HARDENING_RULES.join(', ')}
+${wrap(HARDENING_RULES.join(', '), 27, 80)}
   --harden                 turn on every hardening rule
   --debug                  log allowed calls too
   --version                print the version and exit
@@ -37,7 +39,27 @@ Subcommands (each takes --help):
                subordinate ids into place; prints the commands that remain
   uninstall    remove what install added (keeps userns-remap and the ids)
   doctor       check the host and the live engine; exit 1 if anything failed
+
+Exit status: 0 after SIGTERM or SIGINT, 1 when it cannot listen (another
+process serves the socket, the path is not a socket), 2 for a bad command line.
 `;
+
+// Fills `text` into lines of at most `width` columns, each indented by
+// `indent` spaces, breaking after the commas of a list.
+function wrap(text: string, indent: number, width: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && indent + line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== '') lines.push(line);
+  return lines.map((l) => ' '.repeat(indent) + l).join('\n');
+}
 
 export interface ServeOptions {
   readonly socket: string;

@@ -32,12 +32,10 @@ export function readEnvelope(raw: Buffer | string): EnvelopeResult {
     return { ok: false, error: 'call envelope is not a JSON object' };
   }
   const e = env as AuthZRequest;
-  if (typeof e.RequestMethod !== 'string' || e.RequestMethod === '') {
-    return { ok: false, error: 'call envelope lacks RequestMethod' };
-  }
-  if (typeof e.RequestUri !== 'string' || e.RequestUri === '') {
-    return { ok: false, error: 'call envelope lacks RequestUri' };
-  }
+  const method = requiredString(e, 'RequestMethod');
+  if (typeof method !== 'string') return method;
+  const uri = requiredString(e, 'RequestUri');
+  if (typeof uri !== 'string') return uri;
   const body = e.RequestBody;
   if (body !== undefined && body !== null) {
     if (typeof body !== 'string' || body.length % 4 !== 0 || !BASE64.test(body)) {
@@ -45,20 +43,38 @@ export function readEnvelope(raw: Buffer | string): EnvelopeResult {
     }
   }
   const headers = e.RequestHeaders;
-  if (headers !== undefined && headers !== null && (typeof headers !== 'object' || Array.isArray(headers))) {
-    return { ok: false, error: 'call envelope RequestHeaders is not an object' };
+  // Go's map[string]string: a value of any other type would not even decode
+  // in the engine, so such an envelope was not written by it.
+  if (headers !== undefined && headers !== null) {
+    if (typeof headers !== 'object' || Array.isArray(headers)) {
+      return { ok: false, error: 'call envelope RequestHeaders is not an object' };
+    }
+    const bad = Object.entries(headers).find(([, v]) => typeof v !== 'string');
+    if (bad !== undefined) {
+      return { ok: false, error: `call envelope RequestHeaders value of ${JSON.stringify(bad[0])} is not a string` };
+    }
   }
   return {
     ok: true,
     call: {
       user: typeof e.User === 'string' ? e.User : '',
       authMethod: typeof e.UserAuthNMethod === 'string' ? e.UserAuthNMethod : '',
-      method: e.RequestMethod,
-      uri: e.RequestUri,
+      method,
+      uri,
       body64: typeof body === 'string' && body !== '' ? body : null,
       headers: headers ?? {},
     },
   };
+}
+
+// The policy cannot route a call without these two; say which is wrong and
+// how, so the Msg the Docker client sees points at the cause.
+function requiredString(e: AuthZRequest, name: 'RequestMethod' | 'RequestUri'): string | EnvelopeResult {
+  const v = e[name];
+  if (v === undefined || v === null) return { ok: false, error: `call envelope lacks ${name}` };
+  if (typeof v !== 'string') return { ok: false, error: `call envelope ${name} is not a string` };
+  if (v === '') return { ok: false, error: `call envelope ${name} is empty` };
+  return v;
 }
 
 // Header names arrive canonicalised by Go, but nothing obliges a proxy in

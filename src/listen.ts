@@ -25,7 +25,21 @@ export interface Listening {
 
 export async function listen(server: http.Server, target: ListenTarget): Promise<Listening> {
   if (target.kind === 'activated') {
-    await listenOn(server, { fd: target.fd });
+    // Name the fd in the error: --socket is not involved here, and an error
+    // naming it would send the operator to the wrong place.
+    const what = `fd ${target.fd} passed by socket activation (LISTEN_FDS=1)`;
+    let isSocket = false;
+    try {
+      isSocket = fs.fstatSync(target.fd).isSocket();
+    } catch (err) {
+      throw new ListenError(`cannot serve ${what}: ${(err as Error).message}`);
+    }
+    if (!isSocket) throw new ListenError(`cannot serve ${what}: it is not a socket`);
+    try {
+      await listenOn(server, { fd: target.fd });
+    } catch (err) {
+      throw new ListenError(`cannot serve ${what}: ${(err as Error).message}`);
+    }
     return { release() {} };
   }
   const socketPath = target.path;

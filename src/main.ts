@@ -3,7 +3,7 @@
 import { createAuditLog, type AuditLog } from './audit.ts';
 import { parseServeArgs, USAGE, UsageError, type ServeOptions } from './cli.ts';
 import { listen, listenTarget, ListenError } from './listen.ts';
-import { createPluginServer } from './server.ts';
+import { closeGracefully, createPluginServer } from './server.ts';
 import { doctorCommand } from './doctor.ts';
 import { installCommand, uninstallCommand } from './install.ts';
 import { VERSION } from './version.ts';
@@ -78,8 +78,7 @@ async function serve(options: ServeOptions): Promise<number> {
     const stop = (signal: string) => {
       log.event('info', `received ${signal}; shutting down`);
       listening.release();
-      server.close(() => resolve(0));
-      server.closeIdleConnections();
+      closeGracefully(server, () => resolve(0));
       setTimeout(() => {
         server.closeAllConnections();
         resolve(0);

@@ -23,8 +23,11 @@ const JSON_HEADERS = { 'Content-Type': 'application/vnd.docker.plugins.v1.2+json
 const ACTIVATE_BODY = Buffer.from(JSON.stringify(ACTIVATE_RESPONSE));
 const ALLOW_BODY = Buffer.from(JSON.stringify({ Allow: true, Msg: '' }));
 
+// Servers whose shutdown has begun (see closeGracefully).
+const draining = new WeakSet<http.Server>();
+
 export function createPluginServer(opts: ServerOptions): http.Server {
-  const server = http.createServer(
+  const server: http.Server = http.createServer(
     {
       headersTimeout: TIMEOUTS.headersMs,
       requestTimeout: TIMEOUTS.requestMs,
@@ -34,35 +37,56 @@ export function createPluginServer(opts: ServerOptions): http.Server {
       connectionsCheckingInterval: 1_000,
       maxHeaderSize: 16 * 1024,
     },
-    (req, res) => route(req, res, opts),
+    (req, res) => route(req, res, opts, () => draining.has(server)),
   );
   return server;
 }
 
-function route(req: http.IncomingMessage, res: http.ServerResponse, opts: ServerOptions): void {
+// Stops accepting, ends idle keep-alive connections now, and makes the answer
+// to every call still in flight the last on its connection (Connection:
+// close). Without that last part the engine's keep-alive connection outlives
+// its answered call, and `done` waits for the caller's grace deadline.
+export function closeGracefully(server: http.Server, done: () => void): void {
+  draining.add(server);
+  server.close(() => done());
+  server.closeIdleConnections();
+}
+
+function route(req: http.IncomingMessage, res: http.ServerResponse, opts: ServerOptions, isDraining: () => boolean): void {
+  // Decided at answer time: a call that arrived before shutdown began is
+  // answered during it.
+  const reply = (status: number, body: Buffer, extra?: Record<string, string>) =>
+    send(res, status, body, isDraining() ? { ...extra, Connection: 'close' } : extra);
+  const replyJson = (status: number, value: unknown, extra?: Record<string, string>) =>
+    reply(status, Buffer.from(JSON.stringify(value)), extra);
+
   const path = (req.url ?? '').split('?', 1)[0];
   if (req.method !== 'POST') {
-    afterBody(req, () => sendJson(res, 405, { Err: `plugin calls are POST, not ${req.method}` }, { Allow: 'POST' }));
+    afterBody(req, () => replyJson(405, { Err: `plugin calls are POST, not ${req.method}` }, { Allow: 'POST' }));
     return;
   }
   switch (path) {
     case PLUGIN_PATHS.activate:
-      afterBody(req, () => send(res, 200, ACTIVATE_BODY));
+      afterBody(req, () => reply(200, ACTIVATE_BODY));
       return;
     case PLUGIN_PATHS.authzReq:
-      readBounded(req, MAX_AUTHZREQ_BYTES, (body, size) => answerRequest(res, body, size, opts));
+      readBounded(req, MAX_AUTHZREQ_BYTES, (body, size) => {
+        const answer = answerRequest(body, size, opts);
+        reply(200, answer === true ? ALLOW_BODY : Buffer.from(JSON.stringify({ Allow: false, Msg: answer })));
+      });
       return;
     case PLUGIN_PATHS.authzRes:
       // The action has already happened: nothing to decide, so the response
       // (possibly huge) is drained unread.
-      afterBody(req, () => send(res, 200, ALLOW_BODY));
+      afterBody(req, () => reply(200, ALLOW_BODY));
       return;
     default:
-      afterBody(req, () => sendJson(res, 404, { Err: `unknown plugin call ${path}` }));
+      afterBody(req, () => replyJson(404, { Err: `unknown plugin call ${path}` }));
   }
 }
 
-function answerRequest(res: http.ServerResponse, body: Buffer | null, size: number, opts: ServerOptions): void {
+// true to allow, else the denial's Msg.
+function answerRequest(body: Buffer | null, size: number, opts: ServerOptions): true | string {
   let decision: Decision;
   try {
     decision =
@@ -72,12 +96,10 @@ function answerRequest(res: http.ServerResponse, body: Buffer | null, size: numb
   } catch (err) {
     // A bug must not become an allow.
     opts.log.event('error', 'policy failed; call denied', { error: String(err) });
-    sendJson(res, 200, { Allow: false, Msg: 'userns-guard internal error; call denied' });
-    return;
+    return 'userns-guard internal error; call denied';
   }
   opts.log.decision(decision);
-  if (decision.allow) send(res, 200, ALLOW_BODY);
-  else sendJson(res, 200, { Allow: false, Msg: decision.reason });
+  return decision.allow ? true : decision.reason;
 }
 
 // Buffers a body up to `limit` bytes; past it, keeps draining without
@@ -101,8 +123,4 @@ function afterBody(req: http.IncomingMessage, then: () => void): void {
 function send(res: http.ServerResponse, status: number, body: Buffer, extra?: Record<string, string>): void {
   res.writeHead(status, { ...JSON_HEADERS, ...extra, 'Content-Length': body.length });
   res.end(body);
-}
-
-function sendJson(res: http.ServerResponse, status: number, value: unknown, extra?: Record<string, string>): void {
-  send(res, status, Buffer.from(JSON.stringify(value)), extra);
 }
