@@ -111,6 +111,8 @@ process.on('exit', () => {
 });
 const bundled = await esbuild.build({
   entryPoints: [path.join(root, 'src', 'main.ts')],
+  // Paths in the bundle's comments are relative to this, not to the cwd.
+  absWorkingDir: root,
   outfile: bundle,
   write: false,
   bundle: true,
