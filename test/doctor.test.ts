@@ -4,12 +4,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { kernelCheck, socketCheck, subIdCheck } from '../src/doctorChecks.ts';
 import { engineSkipReason, startEngine, type Engine } from './lib/engine.ts';
-import { BINARY, makeTempDir, startPlugin } from './lib/plugin.ts';
+import { makeTempDir, runBinary, startPlugin, type RunResult } from './lib/plugin.ts';
 import { skipUnless } from './lib/prereq.ts';
 
 interface Report {
@@ -20,20 +19,8 @@ interface Report {
   checks: { id: string; status: 'ok' | 'warn' | 'fail'; message: string; fix: string }[];
 }
 
-function runDoctor(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BINARY, ['doctor', ...args], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+function runDoctor(args: string[]): Promise<RunResult> {
+  return runBinary(['doctor', ...args]);
 }
 
 async function doctorJson(args: string[]): Promise<Report> {

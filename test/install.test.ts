@@ -4,35 +4,18 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BINARY, ROOT, makeTempDir } from './lib/plugin.ts';
+import { BINARY, ROOT, makeTempDir, runBinary, type RunResult } from './lib/plugin.ts';
 
 const SOURCE_UNITS = path.join(ROOT, 'systemd');
 const DEFAULT_BINARY = '/usr/local/sbin/userns-guard';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = RunResult;
 
 function run(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BINARY, args, { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runBinary(args);
 }
 
 // Every entry under dir with its type, mode and content hash (or link target).

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { BINARY, envelope, makeTempDir, post, startPlugin, waitFor, type HttpResult, type PluginProcess } from './lib/plugin.ts';
+import { BINARY, envelope, makeTempDir, post, readResponse, startPlugin, waitFor, type HttpResult, type PluginProcess } from './lib/plugin.ts';
 import { skipUnless } from './lib/prereq.ts';
 import { holdLiveSocket, leaveStaleSocket } from './lib/socketHolder.ts';
 import { MAX_AUTHZREQ_BYTES } from '../src/wire.ts';
@@ -32,12 +32,7 @@ function streamPost(socket: string, pluginPath: string, size: number): Promise<H
   return new Promise((resolve, reject) => {
     const req = http.request(
       { socketPath: socket, path: pluginPath, method: 'POST', agent: false, headers: { 'Content-Length': size } },
-      (res) => {
-        let data = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (data += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }));
-      },
+      (res) => readResponse(res).then(resolve, reject),
     );
     req.on('error', reject);
     const chunk = Buffer.alloc(256 * 1024, 'x');
@@ -222,12 +217,7 @@ describe('one running plugin', () => {
 
     const got = await new Promise<HttpResult>((resolve, reject) => {
       http
-        .get({ socketPath: p.socket, path: '/Plugin.Activate', agent: false }, (res) => {
-          let data = '';
-          res.setEncoding('utf8');
-          res.on('data', (d: string) => (data += d));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }));
-        })
+        .get({ socketPath: p.socket, path: '/Plugin.Activate', agent: false }, (res) => readResponse(res).then(resolve, reject))
         .on('error', reject);
     });
     assert.equal(got.status, 405);
@@ -312,12 +302,7 @@ describe('shutdown', () => {
     const answer = new Promise<HttpResult & { at: number }>((resolve, reject) => ((answered = resolve), (failed = reject)));
     const req = http.request(
       { socketPath: p.socket, path: '/AuthZPlugin.AuthZReq', method: 'POST', agent, headers: { 'Content-Length': body.length } },
-      (res) => {
-        let data = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (data += d));
-        res.on('end', () => answered({ status: res.statusCode ?? 0, headers: res.headers, body: data, at: Date.now() }));
-      },
+      (res) => readResponse(res).then((r) => answered({ ...r, at: Date.now() }), failed),
     );
     req.on('error', (e) => failed(e));
     req.write(body.subarray(0, half));

@@ -111,15 +111,44 @@ export function post(socket: string, pluginPath: string, body: string | Buffer, 
         agent: agent ?? false,
         headers: { Accept: 'application/vnd.docker.plugins.v1.2+json', 'Content-Length': Buffer.byteLength(body) },
       },
-      (res) => {
-        let data = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (data += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }));
-      },
+      (res) => readResponse(res).then(resolve, reject),
     );
     req.on('error', reject);
     req.end(body);
+  });
+}
+
+export function readResponse(res: http.IncomingMessage): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    res.setEncoding('utf8');
+    res.on('data', (d: string) => (data += d));
+    res.on('error', reject);
+    res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: data }));
+  });
+}
+
+export interface RunResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+// Runs the built binary to completion (a subcommand, --help, ...) with a
+// minimal environment, killing it if it hangs.
+export function runBinary(args: readonly string[], timeoutMs = 60_000): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(BINARY, [...args], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
   });
 }
 
