@@ -71,10 +71,9 @@ async function serve(options: ServeOptions): Promise<number> {
     process.stderr.write(`userns-guard: ${msg}\n`);
     return 1;
   }
-  logStartup(log, options, target.kind === 'activated');
-  if (options.policy.auditOnly) log.event('warn', 'audit-only mode: nothing is enforced; refusals are only logged as would-deny');
-
-  return new Promise<number>((resolve) => {
+  // The handlers go in before the startup line: whoever waits for that line
+  // (systemd's journal reader, a test) may signal the moment it appears.
+  const stopped = new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       log.event('info', `received ${signal}; shutting down`);
       listening.release();
@@ -87,6 +86,9 @@ async function serve(options: ServeOptions): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  logStartup(log, options, target.kind === 'activated');
+  if (options.policy.auditOnly) log.event('warn', 'audit-only mode: nothing is enforced; refusals are only logged as would-deny');
+  return stopped;
 }
 
 function logStartup(log: AuditLog, options: ServeOptions, activated: boolean): void {
