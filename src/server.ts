@@ -103,7 +103,8 @@ function answerRequest(body: Buffer | null, size: number, opts: ServerOptions): 
 }
 
 // Buffers a body up to `limit` bytes; past it, keeps draining without
-// buffering and hands over null with the full size.
+// buffering and hands over null with the full size. A body that came in one
+// chunk (all but the largest) is handed over as it is, without a copy.
 function readBounded(req: http.IncomingMessage, limit: number, done: (body: Buffer | null, size: number) => void): void {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -112,7 +113,10 @@ function readBounded(req: http.IncomingMessage, limit: number, done: (body: Buff
     if (size <= limit) chunks.push(chunk);
     else chunks.length = 0;
   });
-  req.on('end', () => done(size <= limit ? Buffer.concat(chunks, size) : null, size));
+  req.on('end', () => {
+    if (size > limit) done(null, size);
+    else done(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), size);
+  });
 }
 
 function afterBody(req: http.IncomingMessage, then: () => void): void {

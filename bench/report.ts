@@ -1,0 +1,170 @@
+// The report: one table (and the end-to-end one) for people, then ONE JSON
+// line for machines, with each target marked met or missed.
+
+import type { E2eResult } from './e2e.ts';
+import { CONCURRENCIES, WORKLOADS, type Concurrency, type PluginFigures } from './plugin-bench.ts';
+import { machine } from './proc.ts';
+import type { BenchCall, CallKind, Workload } from './traffic.ts';
+
+// What run.ts was asked to do, echoed into the JSON line.
+export interface Config {
+  readonly seconds: number;
+  readonly largeSeconds: number;
+  readonly rounds: number;
+  readonly coldRuns: number;
+  readonly e2e: boolean;
+  readonly e2eRounds: number;
+  readonly e2eList: number;
+  readonly e2eCreate: number;
+  readonly guardArgs: string[];
+  readonly nodeOptions: string;
+}
+
+export const TARGETS = {
+  cpuPerCallRatio: 1.3,
+  p99C1Ratio: 1.3,
+  peakRssMiB: 48,
+  coldStartMs: 100,
+  e2eListOverheadPct: 5,
+} as const;
+
+const f0 = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : 'n/a');
+const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
+const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')).join('\n');
+}
+
+function overheadPct(x: number, base: number): number {
+  return ((x - base) / base) * 100;
+}
+
+// Prints everything; returns the exit code: 1 if any call went wrong.
+export function report(
+  cfg: Config,
+  traffic: Record<Workload, BenchCall[]>,
+  nul: PluginFigures,
+  guard: PluginFigures,
+  e2e: E2eResult | string,
+  nodeSizeMiB: number,
+): number {
+  const t = (p: PluginFigures, c: Concurrency) => p.workloads.typical[c];
+  const l = (p: PluginFigures, c: Concurrency) => p.workloads.large[c];
+  const ratios = {
+    cpuPerCallC1: t(guard, 1).cpuUsPerCall / t(nul, 1).cpuUsPerCall,
+    cpuPerCallC8: t(guard, 8).cpuUsPerCall / t(nul, 8).cpuUsPerCall,
+    p50C1: t(guard, 1).latencyUs.p50 / t(nul, 1).latencyUs.p50,
+    p99C1: t(guard, 1).latencyUs.p99 / t(nul, 1).latencyUs.p99,
+    p50C8: t(guard, 8).latencyUs.p50 / t(nul, 8).latencyUs.p50,
+    p99C8: t(guard, 8).latencyUs.p99 / t(nul, 8).latencyUs.p99,
+    callsPerSecC1: t(guard, 1).callsPerSec / t(nul, 1).callsPerSec,
+    callsPerSecC8: t(guard, 8).callsPerSec / t(nul, 8).callsPerSec,
+    largeCpuPerCallC1: l(guard, 1).cpuUsPerCall / l(nul, 1).cpuUsPerCall,
+    largeCpuPerCallC8: l(guard, 8).cpuUsPerCall / l(nul, 8).cpuUsPerCall,
+  };
+  const errorsOf = (p: PluginFigures) => WORKLOADS.reduce((s, w) => s + p.workloads[w][1].errors + p.workloads[w][8].errors, 0);
+  const checkedOf = (p: PluginFigures) => WORKLOADS.reduce((s, w) => s + p.workloads[w][1].calls + p.workloads[w][8].calls, 0);
+  const pluginErrors = errorsOf(nul) + errorsOf(guard);
+  const e2eErrors = typeof e2e === 'string' ? 0 : e2e.errors;
+  const setup = (name: string) => (typeof e2e === 'string' ? undefined : e2e.setups.find((s) => s.name === name));
+  const none = setup('none');
+  const e2eGuard = setup('userns-guard');
+  const e2eNull = setup('null');
+  const listOverhead = none && e2eGuard ? overheadPct(e2eGuard.list.p50, none.list.p50) : NaN;
+  const cpuWorst = Math.max(ratios.cpuPerCallC1, ratios.cpuPerCallC8);
+
+  const targets = {
+    cpuPerCall: { target: `<= ${TARGETS.cpuPerCallRatio}x null (typical, c=1 and c=8)`, value: round2(cpuWorst), met: cpuWorst <= TARGETS.cpuPerCallRatio },
+    p99C1: { target: `<= ${TARGETS.p99C1Ratio}x null (typical)`, value: round2(ratios.p99C1), met: ratios.p99C1 <= TARGETS.p99C1Ratio },
+    errors: { target: '0', value: pluginErrors + e2eErrors, met: pluginErrors + e2eErrors === 0 },
+    peakRss: { target: `<= ${TARGETS.peakRssMiB} MiB (typical load)`, value: round2(guard.peakRssTypicalMiB), met: guard.peakRssTypicalMiB <= TARGETS.peakRssMiB },
+    coldStart: { target: `<= ${TARGETS.coldStartMs} ms`, value: round2(guard.coldStartMs.median), met: guard.coldStartMs.median <= TARGETS.coldStartMs },
+    e2eListOverhead: {
+      target: `< ${TARGETS.e2eListOverheadPct}% (p50, userns-guard over no plugin)`,
+      value: Number.isFinite(listOverhead) ? round2(listOverhead) : null,
+      met: Number.isFinite(listOverhead) ? listOverhead < TARGETS.e2eListOverheadPct : null,
+    },
+  };
+
+  const counts = { recorded: 0, denied: 0, 'large-create': 0, 'large-response': 0 } as Record<CallKind, number>;
+  for (const w of WORKLOADS) for (const c of traffic[w]) counts[c.kind]++;
+  const large = traffic.large;
+  const m = machine();
+  const out: string[] = [];
+  out.push(
+    `userns-guard benchmark: typical = ${counts.recorded} recorded calls + ${counts.denied} hostile creates, round-robin; ` +
+      `large = ${large.map((c) => c.label).join(' / ')}; ${cfg.rounds} interleaved rounds of ${cfg.seconds} s (large: ${cfg.largeSeconds} s) per plugin and concurrency`,
+  );
+  out.push(`machine: ${m.nproc} CPUs (${m.cpu}), ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}`);
+  out.push('');
+  const mark = (met: boolean | null) => (met === null ? '' : met ? 'met' : 'MISSED');
+  const row = (label: string, a: number, b: number, fmt: (x: number) => string, target = ''): string[] => [label, fmt(a), fmt(b), f2(b / a), target];
+  const rows: string[][] = [['plugin level', 'null', 'userns-guard', 'ratio', 'target']];
+  for (const c of CONCURRENCIES) {
+    rows.push(row(`typical c=${c}: calls/s`, t(nul, c).callsPerSec, t(guard, c).callsPerSec, f0));
+    rows.push(row(`typical c=${c}: p50 µs`, t(nul, c).latencyUs.p50, t(guard, c).latencyUs.p50, f0));
+    rows.push(row(`typical c=${c}: p99 µs`, t(nul, c).latencyUs.p99, t(guard, c).latencyUs.p99, f0, c === 1 ? `<= 1.3x ${mark(targets.p99C1.met)}` : ''));
+    rows.push(row(`typical c=${c}: plugin CPU µs/call`, t(nul, c).cpuUsPerCall, t(guard, c).cpuUsPerCall, f1, `<= 1.3x ${mark(t(guard, c).cpuUsPerCall / t(nul, c).cpuUsPerCall <= TARGETS.cpuPerCallRatio)}`));
+  }
+  for (const c of CONCURRENCIES) {
+    rows.push(row(`large c=${c}: 1 MiB create p50 µs`, l(nul, c).p50ByKindUs['large-create'] ?? NaN, l(guard, c).p50ByKindUs['large-create'] ?? NaN, f0));
+    rows.push(row(`large c=${c}: 1 MiB AuthZRes p50 µs`, l(nul, c).p50ByKindUs['large-response'] ?? NaN, l(guard, c).p50ByKindUs['large-response'] ?? NaN, f0));
+    rows.push(row(`large c=${c}: p99 µs`, l(nul, c).latencyUs.p99, l(guard, c).latencyUs.p99, f0));
+    rows.push(row(`large c=${c}: plugin CPU µs/call`, l(nul, c).cpuUsPerCall, l(guard, c).cpuUsPerCall, f0));
+  }
+  rows.push(['errors (calls checked)', `${errorsOf(nul)} (${checkedOf(nul)})`, `${errorsOf(guard)} (${checkedOf(guard)})`, '', `0 ${mark(pluginErrors === 0)}`]);
+  rows.push(row('idle RSS MiB', nul.idleRssMiB, guard.idleRssMiB, f1));
+  rows.push(row('  of which private (anon)', nul.idleAnonMiB, guard.idleAnonMiB, f1));
+  rows.push(row('peak RSS MiB (VmHWM), typical load', nul.peakRssTypicalMiB, guard.peakRssTypicalMiB, f1, `<= 48 ${mark(targets.peakRss.met)}`));
+  rows.push(row('  max private (anon), typical', nul.maxAnonMiB.typical, guard.maxAnonMiB.typical, f1));
+  rows.push(row('  max mapped file, typical', nul.maxFileMiB.typical, guard.maxFileMiB.typical, f1));
+  rows.push(row('peak RSS MiB (VmHWM), incl. large', nul.peakRssLargeMiB, guard.peakRssLargeMiB, f1));
+  rows.push(row('  max private (anon), large', nul.maxAnonMiB.large, guard.maxAnonMiB.large, f1));
+  rows.push(row(`cold start ms (median of ${guard.coldStartMs.runs})`, nul.coldStartMs.median, guard.coldStartMs.median, f1, `<= 100 ${mark(targets.coldStart.met)}`));
+  rows.push(['executable size MiB', `${f1(nodeSizeMiB)} (node)`, f1(guard.sizeMiB), '', '']);
+  out.push(table(rows));
+  for (const p of [nul, guard]) for (const e of p.errorSamples) out.push(`error (${p.name}): ${e}`);
+
+  out.push('');
+  if (typeof e2e === 'string') {
+    out.push(`end to end: skipped (${e2e})`);
+  } else {
+    const erows: string[][] = [['end to end, ms', 'none', 'null', 'userns-guard', 'null/none', 'guard/none', 'guard/null']];
+    for (const [label, key] of [['GET /containers/json', 'list'], ['POST /containers/create', 'create']] as const) {
+      const n = none![key];
+      const z = e2eNull![key];
+      const g = e2eGuard![key];
+      for (const q of ['p50', 'p99'] as const) {
+        erows.push([
+          `${label} ${q} (n=${g.n})`,
+          f2(n[q]),
+          f2(z[q]),
+          f2(g[q]),
+          `${overheadPct(z[q], n[q]) >= 0 ? '+' : ''}${f1(overheadPct(z[q], n[q]))}%`,
+          `${overheadPct(g[q], n[q]) >= 0 ? '+' : ''}${f1(overheadPct(g[q], n[q]))}%`,
+          `${overheadPct(g[q], z[q]) >= 0 ? '+' : ''}${f1(overheadPct(g[q], z[q]))}%`,
+        ]);
+      }
+    }
+    out.push(table(erows));
+    out.push(`e2e GET /containers/json overhead (p50, userns-guard over no plugin): ${f1(listOverhead)}%, target < 5%: ${mark(targets.e2eListOverhead.met)}`);
+    out.push(`e2e errors: ${e2e.errors}; userns-guard refused a hostile create through the engine: ${e2e.hostileRefused ? 'yes' : 'NO'}`);
+    for (const e of e2e.errorSamples) out.push(`error (e2e): ${e}`);
+  }
+
+  const json = {
+    bench: 'userns-guard',
+    machine: m,
+    config: cfg,
+    traffic: counts,
+    plugins: Object.fromEntries([nul, guard].map((p) => [p.name, p])),
+    ratios: Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, round2(v)])),
+    targets,
+    e2e,
+  };
+  process.stdout.write(`${out.join('\n')}\n\n${JSON.stringify(json)}\n`);
+  return pluginErrors + e2eErrors === 0 && (typeof e2e === 'string' || e2e.hostileRefused) ? 0 : 1;
+}

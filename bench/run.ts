@@ -1,0 +1,122 @@
+// `npm run bench`: what userns-guard costs per Docker API call, next to a null
+// plugin that only moves bytes, measured in the same run with interleaved
+// rounds (A B, B A, ...) so drift on a shared machine hits both alike. Many
+// short rounds rather than a few long ones: on a busy 2-core machine a burst
+// of other work lasting seconds would otherwise land on one plugin only.
+// Prints a table, then ONE JSON line (the last line of stdout).
+//
+// Two workloads, each at concurrency 1 and 8:
+//   typical  the recording of real engine traffic plus a few hostile creates;
+//            the targets apply here
+//   large    the two synthetic calls the recording lacks, alternating: a
+//            create just under the engine's 1 MiB forwarding limit and an
+//            AuthZRes carrying a 1 MiB response. Mixed into the typical
+//            workload they would swamp its averages at whatever weight was
+//            picked, so they get their own rows.
+//
+//   node bench/run.ts [--seconds 1] [--large-seconds 0.5] [--rounds 8] [--cold-runs 9]
+//                     [--no-e2e] [--e2e-rounds 8] [--e2e-list 40] [--e2e-create 30]
+//                     [--guard-arg=--harden ...] [--node-options='--max-semi-space-size=1']
+//
+// Environment equivalents: BENCH_SECONDS, BENCH_LARGE_SECONDS, BENCH_ROUNDS,
+// BENCH_COLD_RUNS, BENCH_E2E=0, BENCH_E2E_ROUNDS, BENCH_E2E_LIST, BENCH_E2E_CREATE.
+
+import { statSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { e2eSkipReason, runE2e, type E2eResult } from './e2e.ts';
+import { measurePlugins } from './plugin-bench.ts';
+import { copyExecutables, GUARD_BINARY, guardSpec, nullSpec } from './plugins.ts';
+import { report, type Config } from './report.ts';
+import { buildTraffic, loadRecording, workloadCalls, type BenchCall, type Workload } from './traffic.ts';
+
+const USAGE =
+  'usage: node bench/run.ts [--seconds 1] [--large-seconds 0.5] [--rounds 8] [--cold-runs 9] [--no-e2e]\n' +
+  '       [--e2e-rounds 8] [--e2e-list 40] [--e2e-create 30] [--guard-arg=FLAG ...] [--node-options=STR]\n';
+
+function config(): Config {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string' },
+      'large-seconds': { type: 'string' },
+      rounds: { type: 'string' },
+      'cold-runs': { type: 'string' },
+      'no-e2e': { type: 'boolean' },
+      'e2e-rounds': { type: 'string' },
+      'e2e-list': { type: 'string' },
+      'e2e-create': { type: 'string' },
+      'guard-arg': { type: 'string', multiple: true },
+      'node-options': { type: 'string' },
+      help: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const env = process.env;
+  const num = (flag: string | undefined, name: string, dflt: number): number => {
+    const raw = flag ?? env[name];
+    if (raw === undefined || raw === '') return dflt;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: not a positive number: ${raw}`);
+    return n;
+  };
+  return {
+    seconds: num(values.seconds, 'BENCH_SECONDS', 1),
+    largeSeconds: num(values['large-seconds'], 'BENCH_LARGE_SECONDS', 0.5),
+    rounds: Math.round(num(values.rounds, 'BENCH_ROUNDS', 8)),
+    coldRuns: Math.round(num(values['cold-runs'], 'BENCH_COLD_RUNS', 9)),
+    e2e: !values['no-e2e'] && env.BENCH_E2E !== '0',
+    e2eRounds: Math.round(num(values['e2e-rounds'], 'BENCH_E2E_ROUNDS', 8)),
+    e2eList: Math.round(num(values['e2e-list'], 'BENCH_E2E_LIST', 40)),
+    e2eCreate: Math.round(num(values['e2e-create'], 'BENCH_E2E_CREATE', 30)),
+    guardArgs: values['guard-arg'] ?? [],
+    nodeOptions: values['node-options'] ?? '',
+  };
+}
+
+const progress = (msg: string) => process.stderr.write(`bench: ${msg}\n`);
+
+async function main(): Promise<number> {
+  const cfg = config();
+  const started = performance.now();
+  const recorded = loadRecording();
+  const all = buildTraffic(recorded);
+  const traffic: Record<Workload, BenchCall[]> = { typical: workloadCalls('typical', all), large: workloadCalls('large', all) };
+  const env: Record<string, string> = cfg.nodeOptions === '' ? {} : { NODE_OPTIONS: cfg.nodeOptions };
+  const exe = copyExecutables();
+  try {
+    const specs = [nullSpec(exe.node, env), guardSpec(exe.guard, cfg.guardArgs, env)];
+    const plan = {
+      rounds: cfg.rounds,
+      coldRuns: cfg.coldRuns,
+      msPerWorkload: { typical: cfg.seconds * 1000, large: cfg.largeSeconds * 1000 },
+    };
+    const [nul, guard] = await measurePlugins(plan, traffic, specs, progress);
+
+    let e2e: E2eResult | string;
+    const skip = cfg.e2e ? e2eSkipReason() : 'turned off (--no-e2e or BENCH_E2E=0)';
+    if (skip !== null) {
+      e2e = skip;
+    } else {
+      e2e = await runE2e({
+        rounds: cfg.e2eRounds,
+        listPerRound: cfg.e2eList,
+        createPerRound: cfg.e2eCreate,
+        recorded,
+        executables: exe,
+        progress,
+      });
+    }
+    // Sizes of what ships, not of the temp copies the plugins ran from.
+    const shippedGuard = { ...guard!, sizeMiB: statSync(GUARD_BINARY).size / 2 ** 20 };
+    const code = report(cfg, traffic, nul!, shippedGuard, e2e, statSync(process.execPath).size / 2 ** 20);
+    progress(`done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+    return code;
+  } finally {
+    exe.remove();
+  }
+}
+
+process.exitCode = await main();
