@@ -133,7 +133,7 @@ async function probeCheck(socket: string, opts: EngineCheckOptions): Promise<Che
     );
   }
   if (message.includes(opts.pluginName)) {
-    return fail(id, `the engine could not consult ${opts.pluginName} (${r.status}: ${message}); it refuses every call until the plugin answers`, 'systemctl restart userns-guard.socket; journalctl -u userns-guard -e');
+    return fail(id, `the engine could not consult ${opts.pluginName} (${r.status}: ${message}); it refuses every call until the plugin answers`, 'systemctl restart userns-guard.service; journalctl -u userns-guard -e');
   }
   return fail(id, `the probe create answered ${r.status}: ${message}; that does not show ${opts.pluginName} refusing it`, 'journalctl -u docker -e');
 }
