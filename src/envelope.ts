@@ -10,8 +10,8 @@ export interface Call {
   readonly authMethod: string;
   readonly method: string;
   readonly uri: string;
-  // The forwarded body, base64; null when the engine did not forward one.
-  readonly body64: string | null;
+  // The forwarded body, decoded; null when the engine did not forward one.
+  readonly body: Buffer | null;
   readonly headers: Readonly<Record<string, string>>;
 }
 
@@ -24,11 +24,13 @@ export type EnvelopeResult = { readonly ok: true; readonly call: Call } | { read
 // but costs 3x more: 1-2.5 ms for the body of a 1 MiB container create.
 // Node's decoder skips or stops at any character outside the alphabet, and
 // '=' anywhere but the end, so the byte count comes out short; only the URL
-// alphabet ('-', '_') decodes in full and is looked for apart.
-function isStdBase64(s: string): boolean {
-  if (s.length % 4 !== 0 || s.includes('-') || s.includes('_')) return false;
+// alphabet ('-', '_') decodes in full and is looked for apart. The decoded
+// bytes are kept, so the body is decoded once per call.
+function decodeStdBase64(s: string): Buffer | null {
+  if (s.length % 4 !== 0 || s.includes('-') || s.includes('_')) return null;
   const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
-  return Buffer.from(s, 'base64').length === (s.length / 4) * 3 - pad;
+  const bytes = Buffer.from(s, 'base64');
+  return bytes.length === (s.length / 4) * 3 - pad ? bytes : null;
 }
 
 export function readEnvelope(raw: Buffer | string): EnvelopeResult {
@@ -48,11 +50,10 @@ export function readEnvelope(raw: Buffer | string): EnvelopeResult {
   if (typeof method !== 'string') return method;
   const uri = requiredString(e, 'RequestUri');
   if (typeof uri !== 'string') return uri;
-  const body = e.RequestBody;
-  if (body !== undefined && body !== null) {
-    if (typeof body !== 'string' || !isStdBase64(body)) {
-      return { ok: false, error: 'call envelope RequestBody is not base64' };
-    }
+  let body: Buffer | null = null;
+  if (e.RequestBody !== undefined && e.RequestBody !== null) {
+    body = typeof e.RequestBody === 'string' ? decodeStdBase64(e.RequestBody) : null;
+    if (body === null) return { ok: false, error: 'call envelope RequestBody is not base64' };
   }
   const headers = e.RequestHeaders;
   // Go's map[string]string: a value of any other type would not even decode
@@ -73,7 +74,7 @@ export function readEnvelope(raw: Buffer | string): EnvelopeResult {
       authMethod: typeof e.UserAuthNMethod === 'string' ? e.UserAuthNMethod : '',
       method,
       uri,
-      body64: typeof body === 'string' && body !== '' ? body : null,
+      body: body !== null && body.length > 0 ? body : null,
       headers: headers ?? {},
     },
   };

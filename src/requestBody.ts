@@ -14,9 +14,22 @@ export type BodyResult =
   // Well-formed JSON, but not an object: no Go struct decodes from it.
   | { readonly kind: 'not-object'; readonly why: string };
 
+// Several rules may read one call's body (a legacy start: its own rule, then
+// the hardening rules); it is parsed once.
+const bodies = new WeakMap<Call, BodyResult>();
+
 export function readJsonBody(call: Call): BodyResult {
-  if (call.body64 === null) return { kind: 'not-visible', why: whyNotForwarded(call) };
-  const parsed = parseGoJson(Buffer.from(call.body64, 'base64').toString('utf8'));
+  let result = bodies.get(call);
+  if (result === undefined) {
+    result = parseBody(call);
+    bodies.set(call, result);
+  }
+  return result;
+}
+
+function parseBody(call: Call): BodyResult {
+  if (call.body === null) return { kind: 'not-visible', why: whyNotForwarded(call) };
+  const parsed = parseGoJson(call.body.toString('utf8'));
   if (!parsed.ok) return { kind: 'not-json', why: parsed.error };
   if (!isObject(parsed.value)) return { kind: 'not-object', why: 'the JSON value is not an object' };
   return { kind: 'object', object: parsed.value };
