@@ -108,6 +108,8 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
   }
 }
 
+// One round on one engine. A failure (an engine that stopped answering, say)
+// is reported through `fail` and ends the round, not the benchmark.
 async function round(
   t: Target,
   lists: number,
@@ -117,39 +119,28 @@ async function round(
   record: boolean,
 ): Promise<void> {
   try {
-    await timedRound(t, lists, creates, createBody, fail, record);
+    for (let i = 0; i < lists; i++) {
+      const r = await call(t, 'GET', `${API}/containers/json`);
+      if (r.status !== 200) fail(`${t.name}: GET /containers/json -> ${r.status} ${r.body.slice(0, 200)}`);
+      else if (record) t.list.push(r.ms);
+    }
+    const ids: string[] = [];
+    for (let i = 0; i < creates; i++) {
+      const r = await call(t, 'POST', `${API}/containers/create`, createBody);
+      if (r.status !== 201) {
+        fail(`${t.name}: POST /containers/create -> ${r.status} ${r.body.slice(0, 200)}`);
+        continue;
+      }
+      if (record) t.create.push(r.ms);
+      ids.push((JSON.parse(r.body) as { Id: string }).Id);
+    }
+    // Removed outside the timed part, so every round starts from the same few containers.
+    for (const id of ids) {
+      const r = await call(t, 'DELETE', `${API}/containers/${id}?force=1`);
+      if (r.status !== 204) fail(`${t.name}: DELETE container -> ${r.status} ${r.body.slice(0, 200)}`);
+    }
   } catch (err) {
     fail(`${t.name}: ${(err as Error).message}`);
-  }
-}
-
-async function timedRound(
-  t: Target,
-  lists: number,
-  creates: number,
-  createBody: string,
-  fail: (what: string) => void,
-  record: boolean,
-): Promise<void> {
-  for (let i = 0; i < lists; i++) {
-    const r = await call(t, 'GET', `${API}/containers/json`);
-    if (r.status !== 200) fail(`${t.name}: GET /containers/json -> ${r.status} ${r.body.slice(0, 200)}`);
-    else if (record) t.list.push(r.ms);
-  }
-  const ids: string[] = [];
-  for (let i = 0; i < creates; i++) {
-    const r = await call(t, 'POST', `${API}/containers/create`, createBody);
-    if (r.status !== 201) {
-      fail(`${t.name}: POST /containers/create -> ${r.status} ${r.body.slice(0, 200)}`);
-      continue;
-    }
-    if (record) t.create.push(r.ms);
-    ids.push((JSON.parse(r.body) as { Id: string }).Id);
-  }
-  // Removed outside the timed part, so every round starts from the same few containers.
-  for (const id of ids) {
-    const r = await call(t, 'DELETE', `${API}/containers/${id}?force=1`);
-    if (r.status !== 204) fail(`${t.name}: DELETE container -> ${r.status} ${r.body.slice(0, 200)}`);
   }
 }
 
