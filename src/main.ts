@@ -1,11 +1,11 @@
 // Entry point: parse the command line, then serve until SIGTERM or SIGINT.
 
-import { createAuditLog, type AuditLog } from './audit.ts';
-import { parseServeArgs, USAGE, UsageError, type ServeOptions } from './cli.ts';
-import { listen, listenTarget, ListenError } from './listen.ts';
-import { closeGracefully, createPluginServer } from './server.ts';
-import { doctorCommand } from './doctor.ts';
-import { installCommand, uninstallCommand } from './install.ts';
+import { createAuditLog, type AuditLog } from './plugin/audit.ts';
+import { parseServeArgs, USAGE, UsageError, type ServeOptions } from './plugin/cli.ts';
+import { listen, listenTarget, ListenError } from './plugin/listen.ts';
+import { closeGracefully, createPluginServer } from './plugin/server.ts';
+import { doctorCommand } from './host/doctor.ts';
+import { installCommand, uninstallCommand } from './host/install.ts';
 import { VERSION } from './version.ts';
 
 // ps and journald show this instead of the runtime's name.

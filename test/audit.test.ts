@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { MAX_FIELD_CHARS } from '../src/audit.ts';
+import { MAX_FIELD_CHARS } from '../src/plugin/audit.ts';
 import { BINARY, envelope, makeTempDir, post, startPlugin, waitFor, type PluginProcess } from './lib/plugin.ts';
 
 const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;

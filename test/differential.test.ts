@@ -13,8 +13,8 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 
-import { isObject, lastScalar, objectsUnder, parseGoJson } from '../src/goJson.ts';
-import { decide, DEFAULT_POLICY, type Decision } from '../src/policy.ts';
+import { isObject, lastScalar, objectsUnder, parseGoJson } from '../src/engine/goJson.ts';
+import { decide, DEFAULT_POLICY, type Decision } from '../src/policy/decide.ts';
 import { BENIGN_LOOKALIKES, CLI_CREATE_BODIES, hostileBody, makeRng, mutatedCliBody, seedFromEnv, type Rng } from './lib/bodies.ts';
 import { buildGoDecoder, goDecodeAll, goDecoderSkipReason, type GoDecoded } from './lib/gojson.ts';
 import { envelope } from './lib/plugin.ts';

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { kernelCheck, socketCheck, subIdCheck } from '../src/doctorChecks.ts';
+import { kernelCheck, socketCheck, subIdCheck } from '../src/host/doctorChecks.ts';
 import { engineSkipReason, startEngine, type Engine } from './lib/engine.ts';
 import { makeTempDir, runBinary, startPlugin, type RunResult } from './lib/plugin.ts';
 import { skipUnless } from './lib/prereq.ts';

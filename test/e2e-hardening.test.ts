@@ -17,7 +17,7 @@ import { test } from 'node:test';
 import { engineSkipReason, startEngine, type Engine } from './lib/engine.ts';
 import { BINARY, makeTempDir, startPlugin, type PluginProcess } from './lib/plugin.ts';
 import { skipUnless } from './lib/prereq.ts';
-import type { HardeningRuleId } from '../src/rules/types.ts';
+import type { HardeningRuleId } from '../src/policy/rules/types.ts';
 
 const JSON_TYPE = { 'Content-Type': 'application/json' };
 

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { DEFAULT_POLICY, decide } from '../src/policy.ts';
+import { DEFAULT_POLICY, decide } from '../src/policy/decide.ts';
 import {
   ATTACKS, engineEnvelope, rawParts, rawRequest, resolveAttack, type Attack, type ResolvedAttack, type RunValues,
 } from './lib/attacks.ts';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { fieldValues, foldKey, isObject, lastScalar, objectsUnder, parseGoJson, type JObject, type JValue } from '../src/goJson.ts';
+import { fieldValues, foldKey, isObject, lastScalar, objectsUnder, parseGoJson, type JObject, type JValue } from '../src/engine/goJson.ts';
 
 function parsed(text: string): JValue {
   const r = parseGoJson(text);

@@ -6,10 +6,10 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseServeArgs } from '../src/cli.ts';
-import { decide, DEFAULT_POLICY, type PolicyOptions } from '../src/policy.ts';
-import { cleanPath, exposesEngineSocket, HARDENING_RULES } from '../src/rules/hardening.ts';
-import type { HardeningRuleId } from '../src/rules/types.ts';
+import { parseServeArgs } from '../src/plugin/cli.ts';
+import { decide, DEFAULT_POLICY, type PolicyOptions } from '../src/policy/decide.ts';
+import { cleanPath, exposesEngineSocket, HARDENING_RULES } from '../src/policy/rules/hardening.ts';
+import type { HardeningRuleId } from '../src/policy/rules/types.ts';
 import { envelope } from './lib/plugin.ts';
 
 function denying(rules: readonly HardeningRuleId[], flag?: string): PolicyOptions {

@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { decide, DEFAULT_POLICY, type Decision, type PolicyOptions } from '../src/policy.ts';
-import type { RuleId } from '../src/rules/types.ts';
-import { ENGINE_BODY_FORWARD_LIMIT } from '../src/wire.ts';
+import { decide, DEFAULT_POLICY, type Decision, type PolicyOptions } from '../src/policy/decide.ts';
+import type { RuleId } from '../src/policy/rules/types.ts';
+import { ENGINE_BODY_FORWARD_LIMIT } from '../src/engine/wire.ts';
 import { BENIGN_LOOKALIKES, CLI_CREATE_BODIES } from './lib/bodies.ts';
 import { envelope } from './lib/plugin.ts';
 

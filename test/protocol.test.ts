@@ -12,7 +12,7 @@ import path from 'node:path';
 import { BINARY, envelope, makeTempDir, post, readResponse, startPlugin, waitFor, type HttpResult, type PluginProcess } from './lib/plugin.ts';
 import { skipUnless } from './lib/prereq.ts';
 import { holdLiveSocket, leaveStaleSocket } from './lib/socketHolder.ts';
-import { MAX_AUTHZREQ_BYTES } from '../src/wire.ts';
+import { MAX_AUTHZREQ_BYTES } from '../src/engine/wire.ts';
 
 const MiB = 1 << 20;
 const BASE_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { compareApiVersions, isApiBelow, parseRequestUri, ROUTES, type Route } from '../src/routes.ts';
+import { compareApiVersions, isApiBelow, parseRequestUri, ROUTES, type Route } from '../src/engine/routes.ts';
 
 function route(raw: string): Route {
   const r = parseRequestUri(raw);

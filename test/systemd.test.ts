@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_SOCKET } from '../src/cli.ts';
+import { DEFAULT_SOCKET } from '../src/plugin/cli.ts';
 import { BINARY, ROOT, envelope, makeTempDir, post, waitFor } from './lib/plugin.ts';
 import { skipUnless } from './lib/prereq.ts';
 

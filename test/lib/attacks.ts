@@ -8,7 +8,7 @@
 // userns-guard must answer (`guard`). Targets and bodies hold placeholders
 // that resolveAttack() fills in for one engine run.
 
-import type { RuleId } from '../../src/rules/types.ts';
+import type { RuleId } from '../../src/policy/rules/types.ts';
 
 export type AttackClass =
   | 'key-folding'

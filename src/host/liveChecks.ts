@@ -5,8 +5,8 @@
 
 import { randomBytes } from 'node:crypto';
 import { fail, ok, warn, type Check } from './doctorChecks.ts';
-import { errorMessage, unixRequest } from './unixHttp.ts';
-import { PLUGIN_PATHS } from './wire.ts';
+import { errorMessage, unixRequest } from '../engine/unixHttp.ts';
+import { PLUGIN_PATHS } from '../engine/wire.ts';
 
 export async function activateCheck(socket: string): Promise<Check> {
   const id = 'plugin.activate';

@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_SOCKET } from './cli.ts';
+import { DEFAULT_SOCKET } from '../plugin/cli.ts';
 import { daemonJsonChecks, kernelCheck, remapOwners, socketCheck, subIdCheck, warn, type Check, type KernelFacts } from './doctorChecks.ts';
 import { readIfExists } from './fileChanges.ts';
 import { idsByName } from './hostFiles.ts';

@@ -2,9 +2,9 @@
 // line is the whole policy.
 
 import { parseArgs } from 'node:util';
-import type { PolicyOptions } from './policy.ts';
-import { HARDENING_RULES, type EnabledRules } from './rules/hardening.ts';
-import type { HardeningRuleId } from './rules/types.ts';
+import type { PolicyOptions } from '../policy/decide.ts';
+import { HARDENING_RULES, type EnabledRules } from '../policy/rules/hardening.ts';
+import type { HardeningRuleId } from '../policy/rules/types.ts';
 
 export const DEFAULT_SOCKET = '/run/docker/plugins/userns-guard.sock';
 

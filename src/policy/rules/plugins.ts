@@ -5,10 +5,10 @@
 // refused as a whole. Enabling, disabling, listing and inspecting already
 // installed plugins stay allowed.
 
-import type { Call } from '../envelope.ts';
-import { fieldValues, objectsUnder } from '../goJson.ts';
-import { readJsonBody } from '../requestBody.ts';
-import { ROUTES, type Route } from '../routes.ts';
+import type { Call } from '../../engine/envelope.ts';
+import { fieldValues, objectsUnder } from '../../engine/goJson.ts';
+import { readJsonBody } from '../../engine/requestBody.ts';
+import { ROUTES, type Route } from '../../engine/routes.ts';
 import type { Violation } from './types.ts';
 
 const INSTALL_ROUTES = [ROUTES.pluginPull, ROUTES.pluginCreate, ROUTES.pluginUpgrade, ROUTES.pluginSet];

@@ -4,8 +4,8 @@
 // a closed pipe is ignored.
 
 import type { Writable } from 'node:stream';
-import type { Decision } from './policy.ts';
-import { ROUTES } from './routes.ts';
+import type { Decision } from '../policy/decide.ts';
+import { ROUTES } from '../engine/routes.ts';
 
 export type Level = 'info' | 'warn' | 'error' | 'debug';
 

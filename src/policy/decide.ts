@@ -4,10 +4,10 @@
 // Rules plug in per route in `violationFor`. Most calls are GETs and leave
 // after the route is known, without touching the body.
 
-import { readEnvelope, type Call } from './envelope.ts';
-import { lastScalar, type JObject } from './goJson.ts';
-import { readJsonBody } from './requestBody.ts';
-import { parseRequestUri, ROUTES, type Route } from './routes.ts';
+import { readEnvelope, type Call } from '../engine/envelope.ts';
+import { lastScalar, type JObject } from '../engine/goJson.ts';
+import { readJsonBody } from '../engine/requestBody.ts';
+import { parseRequestUri, ROUTES, type Route } from '../engine/routes.ts';
 import { hardeningRouteViolation, hardeningViolation, type EnabledRules } from './rules/hardening.ts';
 import { legacyStartViolation } from './rules/legacyStart.ts';
 import { pluginInstallViolation } from './rules/plugins.ts';

@@ -4,7 +4,7 @@
 // top-level fields. Refusing when any candidate says "host" covers Go's
 // duplicate-key, merge and null semantics without modelling them.
 
-import { fieldValues, objectsUnder, type JObject } from '../goJson.ts';
+import { fieldValues, objectsUnder, type JObject } from '../../engine/goJson.ts';
 import type { Violation } from './types.ts';
 
 export function usernsHostViolation(body: JObject): Violation | null {

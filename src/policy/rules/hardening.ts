@@ -8,10 +8,10 @@
 // thing: container create, start below API 1.24 (which applies its body as
 // HostConfig), exec, volume create, swarm services, and builds.
 
-import { header, type Call } from '../envelope.ts';
-import { fieldValues, isObject, objectsUnder, type JObject, type JValue } from '../goJson.ts';
-import { readJsonBody } from '../requestBody.ts';
-import { isApiBelow, ROUTES, type Route } from '../routes.ts';
+import { header, type Call } from '../../engine/envelope.ts';
+import { fieldValues, isObject, objectsUnder, type JObject, type JValue } from '../../engine/goJson.ts';
+import { readJsonBody } from '../../engine/requestBody.ts';
+import { isApiBelow, ROUTES, type Route } from '../../engine/routes.ts';
 import type { HardeningRuleId, RuleId, Violation } from './types.ts';
 
 export type HardeningContext =

@@ -2,9 +2,9 @@
 // 7 bytes (or a chunked one) as the container's HostConfig, so an existing
 // container can be started in the host user namespace without any create.
 
-import { type Call } from '../envelope.ts';
-import { contentLength, readJsonBody } from '../requestBody.ts';
-import { isApiBelow, type Route } from '../routes.ts';
+import { type Call } from '../../engine/envelope.ts';
+import { contentLength, readJsonBody } from '../../engine/requestBody.ts';
+import { isApiBelow, type Route } from '../../engine/routes.ts';
 import type { Violation } from './types.ts';
 import { usernsHostViolation } from './userns.ts';
 

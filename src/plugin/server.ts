@@ -4,8 +4,8 @@
 
 import http from 'node:http';
 import type { AuditLog } from './audit.ts';
-import { decide, refuseEnvelope, type Decision, type PolicyOptions } from './policy.ts';
-import { ACTIVATE_RESPONSE, MAX_AUTHZREQ_BYTES, PLUGIN_PATHS } from './wire.ts';
+import { decide, refuseEnvelope, type Decision, type PolicyOptions } from '../policy/decide.ts';
+import { ACTIVATE_RESPONSE, MAX_AUTHZREQ_BYTES, PLUGIN_PATHS } from '../engine/wire.ts';
 
 export interface ServerOptions {
   readonly policy: PolicyOptions;
