@@ -4,6 +4,8 @@ import { createAuditLog, type AuditLog } from './plugin/audit.ts';
 import { parseServeArgs, USAGE, UsageError, type ServeOptions } from './plugin/cli.ts';
 import { listen, listenTarget, ListenError } from './plugin/listen.ts';
 import { closeGracefully, createPluginServer } from './plugin/server.ts';
+import { createInFlight } from './plugin/inFlight.ts';
+import { createEngineApi } from './engine/engineApi.ts';
 import { doctorCommand } from './host/doctor.ts';
 import { installCommand, uninstallCommand } from './host/install.ts';
 import { VERSION } from './version.ts';
@@ -69,7 +71,12 @@ async function serve(options: ServeOptions): Promise<number> {
     if (name.startsWith('NODE_') || name.startsWith('LISTEN_')) delete process.env[name];
   }
 
-  const server = createPluginServer({ policy: options.policy, log });
+  const server = createPluginServer({
+    policy: options.policy,
+    log,
+    sources: { engine: createEngineApi(options.engineSocket, options.lookupTimeoutMs), deadlineMs: options.lookupTimeoutMs },
+    inFlight: createInFlight(),
+  });
   let listening;
   try {
     listening = await listen(server, target);
@@ -103,6 +110,7 @@ function logStartup(log: AuditLog, options: ServeOptions, activated: boolean): v
   log.event('info', 'userns-guard started', {
     version: VERSION,
     socket: activated ? 'socket activation' : options.socket,
+    engineSocket: options.engineSocket,
     options: {
       allowPluginInstall: p.allowPluginInstall,
       auditOnly: p.auditOnly,

@@ -66,7 +66,7 @@ test('doctor against a real engine with the plugin', async (t) => {
     await engine?.stop();
     await plugin.stop();
   });
-  engine = await startEngine({ authzPlugins: [{ socket: plugin.socket }] });
+  engine = await startEngine({ authzPlugins: [{ socket: plugin.socket }], apiSocket: plugin.engineSocket });
   const name = engine.pluginNames[0]!;
 
   const root = makeTempDir('ug-doctor-');

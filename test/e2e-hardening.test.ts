@@ -72,8 +72,8 @@ test('issue 6 end to end: hardening rules on real engines', { timeout: 120_000 }
   t.after(() => swapped.stop());
 
   const [remapped, plain] = await Promise.all([
-    startEngine({ authzPlugins: [{ socket: guard.socket }] }),
-    startEngine({ authzPlugins: [{ socket: swapSocket }], extraArgs: ['--userns-remap='] }),
+    startEngine({ authzPlugins: [{ socket: guard.socket }], apiSocket: guard.engineSocket }),
+    startEngine({ authzPlugins: [{ socket: swapSocket }], apiSocket: swapped.engineSocket, extraArgs: ['--userns-remap='] }),
   ]);
   t.after(() => Promise.all([remapped.stop(), plain.stop()]));
   const g: Guarded = { engine: remapped, pluginName: remapped.pluginNames[0]! };
@@ -198,7 +198,7 @@ test('issue 6 end to end: hardening rules on real engines', { timeout: 120_000 }
     assert.equal(await runs(plain, ['run', '--name', 'off-uid', '--user', '0', img, 'id', '-u']), '0');
 
     await swapped.stop();
-    swapped = await startPlugin({ socket: swapSocket, args: ['--harden'] });
+    swapped = await startPlugin({ socket: swapSocket, args: ['--harden', '--engine-socket', plain.socket] });
     const p: Guarded = { engine: plain, pluginName: plain.pluginNames[0]! };
     for (const [name, rule, flags] of hostile) {
       await refusedCli(p, rule, ['run', '--name', `on-${name}`, ...flags, img, 'true']);

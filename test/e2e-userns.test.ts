@@ -135,7 +135,7 @@ test('issue 3 end to end: the attack catalogue against a real engine, without an
   // --experimental: the plugin runtime of swarm services needs it.
   const [bare, guarded] = await Promise.all([
     startEngine({ extraArgs: ['--experimental'] }),
-    startEngine({ authzPlugins: [{ socket: guardSocket }], extraArgs: ['--experimental'] }),
+    startEngine({ authzPlugins: [{ socket: guardSocket }], apiSocket: guard.engineSocket, extraArgs: ['--experimental'] }),
   ]);
   cleanups.push(() => Promise.all([bare, guarded].map(async (e) => { await leaveSwarm(e); await e.stop(); })));
   const pluginName = guarded.pluginNames[0]!;
@@ -167,7 +167,7 @@ test('issue 3 end to end: the attack catalogue against a real engine, without an
   // The same engine, now with the default policy behind the same socket. The
   // plugin installed above stands for one installed before the guard.
   await guard.stop();
-  guard = await startPlugin({ socket: guardSocket });
+  guard = await startPlugin({ socket: guardSocket, args: ['--engine-socket', guarded.socket] });
 
   await t.test('with userns-guard, no attack does', async (t) => {
     const before = await pluginState(guarded, PREINSTALLED);

@@ -63,9 +63,10 @@ test('SIGKILLed under load with socket activation: nothing slips through, benign
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  holder = await startSocketHolder({ socket: path.join(dir, 'plugin.sock'), binary: BINARY, restartDelayMs: 100 });
+  const apiSocket = path.join(dir, 'engine.sock');
+  holder = await startSocketHolder({ socket: path.join(dir, 'plugin.sock'), binary: BINARY, restartDelayMs: 100, args: ['--engine-socket', apiSocket] });
   await holder.nextStart(null);
-  engine = await startEngine({ authzPlugins: [{ socket: holder.socket }] });
+  engine = await startEngine({ authzPlugins: [{ socket: holder.socket }], apiSocket });
   const [h, e] = [holder, engine];
 
   await t.test('the plugin runs socket-activated and enforces', async () => {
@@ -164,7 +165,7 @@ test('SIGKILLed under load with socket activation: nothing slips through, benign
     // Same socket path, plugin in --audit-only: the engine now gets every
     // create through, which shows the spellings above are not harmless.
     await h.stop();
-    holder = await startSocketHolder({ socket: h.socket, binary: BINARY, args: ['--audit-only'] });
+    holder = await startSocketHolder({ socket: h.socket, binary: BINARY, args: ['--audit-only', '--engine-socket', apiSocket] });
     await holder.nextStart(null);
     const names = HOST_USERNS_BODIES.map((_, n) => `control-${n}`);
     for (const [n, body] of HOST_USERNS_BODIES.entries()) {

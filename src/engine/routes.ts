@@ -125,3 +125,26 @@ export const ROUTES = {
   serviceCreate: /^\/services\/create$/,
   serviceUpdate: new RegExp(`^/services/${NAME}/update$`),
 } as const;
+
+// Go's url.ParseQuery: '&'-separated pairs, '+' is a space, and a pair with a
+// ';' or a bad escape is an error the engine refuses the build for.
+export function queryValues(query: string, name: string): string[] {
+  const out: string[] = [];
+  for (const pair of query.split('&')) {
+    if (pair === '' || pair.includes(';')) continue;
+    const eq = pair.indexOf('=');
+    const key = unescapeQuery(eq < 0 ? pair : pair.slice(0, eq));
+    const value = unescapeQuery(eq < 0 ? '' : pair.slice(eq + 1));
+    if (key === name && value !== null) out.push(value);
+  }
+  return out;
+}
+
+function unescapeQuery(s: string): string | null {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, ' '));
+  } catch {
+    return null;
+  }
+}
+

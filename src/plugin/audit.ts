@@ -65,6 +65,8 @@ export function decisionRecord(d: Decision): Record<string, unknown> {
     path: clip(d.route?.path ?? ''),
     apiVersion: d.route === null || d.route.apiVersion === null ? null : clip(d.route.apiVersion),
   };
+  if (d.container !== null) record.container = d.container;
+  if (d.detail !== null) record.detail = clip(d.detail);
   if (d.route !== null && ROUTES.containerCreate.test(d.route.path)) {
     record.image = d.image === null ? null : clip(d.image);
     const name = new URLSearchParams(d.route.query).get('name');

@@ -2,6 +2,7 @@
 // line is the whole policy.
 
 import { parseArgs } from 'node:util';
+import { DEFAULT_ENGINE_SOCKET, DEFAULT_LOOKUP_TIMEOUT_MS } from '../engine/engineApi.ts';
 import type { PolicyOptions } from '../policy/decide.ts';
 import { HARDENING_RULES, type EnabledRules } from '../policy/rules/hardening.ts';
 import type { HardeningRuleId } from '../policy/rules/types.ts';
@@ -22,6 +23,11 @@ Options:
   --socket PATH            listen on PATH; ignored under systemd socket
                            activation. Default:
                            ${DEFAULT_SOCKET}
+  --engine-socket PATH     the engine's API socket, for read-only lookups of
+                           the containers, execs and volumes a call acts on.
+                           Default: ${DEFAULT_ENGINE_SOCKET}
+  --lookup-timeout MS      refuse a call whose lookups take longer than MS
+                           milliseconds in all. Default: ${DEFAULT_LOOKUP_TIMEOUT_MS}
   --allow-plugin-install   allow pulling, creating, upgrading and configuring
                            managed plugins (they run as root on the host)
   --audit-only             evaluate every rule and log would-deny, but allow all
@@ -63,6 +69,8 @@ function wrap(text: string, indent: number, width: number): string {
 
 export interface ServeOptions {
   readonly socket: string;
+  readonly engineSocket: string;
+  readonly lookupTimeoutMs: number;
   readonly debug: boolean;
   readonly policy: PolicyOptions;
 }
@@ -83,6 +91,8 @@ export function parseServeArgs(args: readonly string[]): ParsedCommand {
       allowPositionals: false,
       options: {
         socket: { type: 'string' },
+        'engine-socket': { type: 'string' },
+        'lookup-timeout': { type: 'string' },
         'allow-plugin-install': { type: 'boolean' },
         'audit-only': { type: 'boolean' },
         'allow-user': { type: 'string', multiple: true },
@@ -102,6 +112,16 @@ export function parseServeArgs(args: readonly string[]): ParsedCommand {
   const socket = values.socket ?? DEFAULT_SOCKET;
   if (!socket.startsWith('/')) throw new UsageError(`--socket must be an absolute path, got ${JSON.stringify(socket)}`);
 
+  const engineSocket = values['engine-socket'] ?? DEFAULT_ENGINE_SOCKET;
+  if (!engineSocket.startsWith('/')) {
+    throw new UsageError(`--engine-socket must be an absolute path, got ${JSON.stringify(engineSocket)}`);
+  }
+  const timeoutText = values['lookup-timeout'] ?? String(DEFAULT_LOOKUP_TIMEOUT_MS);
+  const lookupTimeoutMs = Number(timeoutText);
+  if (!/^[0-9]+$/.test(timeoutText) || lookupTimeoutMs < 100 || lookupTimeoutMs > 60_000) {
+    throw new UsageError(`--lookup-timeout takes milliseconds from 100 to 60000, got ${JSON.stringify(timeoutText)}`);
+  }
+
   const allowUsers = values['allow-user'] ?? [];
   for (const user of allowUsers) {
     if (user.trim() === '') throw new UsageError('--allow-user needs a non-empty name');
@@ -111,6 +131,8 @@ export function parseServeArgs(args: readonly string[]): ParsedCommand {
     kind: 'serve',
     options: {
       socket,
+      engineSocket,
+      lookupTimeoutMs,
       debug: values.debug ?? false,
       policy: {
         allowPluginInstall: values['allow-plugin-install'] ?? false,

@@ -4,13 +4,16 @@
 
 import http from 'node:http';
 import type { AuditLog } from './audit.ts';
-import { decide, refuseEnvelope, type Decision, type PolicyOptions } from '../policy/decide.ts';
+import { refuseEnvelope, type Decision } from '../policy/decide.ts';
 import { ACTIVATE_RESPONSE, MAX_AUTHZREQ_BYTES, PLUGIN_PATHS } from '../engine/wire.ts';
+import { callOfResponse, decideNow, type Pipeline } from './pipeline.ts';
 
-export interface ServerOptions {
-  readonly policy: PolicyOptions;
+export interface ServerOptions extends Pipeline {
   readonly log: AuditLog;
 }
+
+// How much of an AuthZRes is read to learn which call it ends.
+const RESPONSE_PREFIX_BYTES = 64 << 10;
 
 // The engine writes a whole call at once; these only stop peers that do not.
 export const TIMEOUTS = {
@@ -71,35 +74,50 @@ function route(req: http.IncomingMessage, res: http.ServerResponse, opts: Server
       return;
     case PLUGIN_PATHS.authzReq:
       readBounded(req, MAX_AUTHZREQ_BYTES, (body, size) => {
+        const send = (answer: true | string) =>
+          reply(200, answer === true ? ALLOW_BODY : Buffer.from(JSON.stringify({ Allow: false, Msg: answer })));
         const answer = answerRequest(body, size, opts);
-        reply(200, answer === true ? ALLOW_BODY : Buffer.from(JSON.stringify({ Allow: false, Msg: answer })));
+        if (typeof answer === 'object') void answer.then(send);
+        else send(answer);
       });
       return;
     case PLUGIN_PATHS.authzRes:
-      // The action has already happened: nothing to decide, so the response
-      // (possibly huge) is drained unread.
-      afterBody(req, () => reply(200, ALLOW_BODY));
+      // The action has already happened: nothing to decide. Only the start,
+      // which names the call, is read (it ends the call's in-flight hold);
+      // the response, possibly huge, is drained unread.
+      readPrefix(req, RESPONSE_PREFIX_BYTES, (prefix) => {
+        const key = callOfResponse(prefix);
+        if (key !== null) opts.inFlight.release(key);
+        reply(200, ALLOW_BODY);
+      });
       return;
     default:
       afterBody(req, () => replyJson(404, { Err: `unknown plugin call ${path}` }));
   }
 }
 
-// true to allow, else the denial's Msg.
-function answerRequest(body: Buffer | null, size: number, opts: ServerOptions): true | string {
-  let decision: Decision;
+// true to allow, else the denial's Msg; a promise for the calls that need
+// facts looked up first.
+function answerRequest(body: Buffer | null, size: number, opts: ServerOptions): true | string | Promise<true | string> {
+  const failed = (err: unknown): string => {
+    // A bug must not become an allow.
+    opts.log.event('error', 'policy failed; call denied', { error: String((err as Error)?.stack ?? err) });
+    return 'userns-guard internal error; call denied';
+  };
+  const answer = (decision: Decision): true | string => {
+    opts.log.decision(decision);
+    return decision.allow ? true : decision.reason;
+  };
+  let decision: Decision | Promise<Decision>;
   try {
     decision =
       body === null
         ? refuseEnvelope(`call envelope of ${size} bytes is over the ${MAX_AUTHZREQ_BYTES}-byte limit`, opts.policy)
-        : decide(body, opts.policy);
+        : decideNow(body, opts);
   } catch (err) {
-    // A bug must not become an allow.
-    opts.log.event('error', 'policy failed; call denied', { error: String(err) });
-    return 'userns-guard internal error; call denied';
+    return failed(err);
   }
-  opts.log.decision(decision);
-  return decision.allow ? true : decision.reason;
+  return decision instanceof Promise ? decision.then(answer, failed) : answer(decision);
 }
 
 // Buffers a body up to `limit` bytes; past it, keeps draining without
@@ -117,6 +135,17 @@ function readBounded(req: http.IncomingMessage, limit: number, done: (body: Buff
     if (size > limit) done(null, size);
     else done(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), size);
   });
+}
+
+// Keeps the first `limit` bytes as text and drains the rest.
+function readPrefix(req: http.IncomingMessage, limit: number, done: (prefix: string) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  req.on('data', (chunk: Buffer) => {
+    if (size < limit) chunks.push(chunk.length > limit - size ? chunk.subarray(0, limit - size) : chunk);
+    size += chunk.length;
+  });
+  req.on('end', () => done(Buffer.concat(chunks).toString('utf8')));
 }
 
 function afterBody(req: http.IncomingMessage, then: () => void): void {

@@ -1,16 +1,29 @@
 // The decision flow: one AuthZReq envelope in, one decision out. Pure, so it
-// can be tested without a socket; the server only moves bytes.
+// can be tested without a socket; the server only moves bytes and, for the
+// few routes that act on something that already exists, has the facts
+// gathered (src/facts/) before the second step.
 //
-// Rules plug in per route in `violationFor`. Most calls are GETs and leave
-// after the route is known, without touching the body.
+//   envelope -> call -> route -> ROUTE_TABLE entry -> asks
+//   decide():      the rules that need only the request
+//   judgeFacts():  the rules that need facts from the engine or the host
+//
+// Most calls are GETs that match no table entry and leave after the route
+// is known, without touching the body.
 
-import { readEnvelope, type Call } from '../engine/envelope.ts';
+import { header, readEnvelope, type Call } from '../engine/envelope.ts';
 import { lastScalar, type JObject } from '../engine/goJson.ts';
 import { readJsonBody } from '../engine/requestBody.ts';
-import { parseRequestUri, ROUTES, type Route } from '../engine/routes.ts';
-import { hardeningRouteViolation, hardeningViolation, type EnabledRules } from './rules/hardening.ts';
+import { isApiBelow, parseRequestUri, queryValues, type Route } from '../engine/routes.ts';
+import { asksOf, bindDevicesOf, needsOf, NOTHING, type Asks } from './asks.ts';
+import { needsNothing, type FactNeeds, type Facts } from './facts.ts';
+import { matchRoute, type RouteMatch } from './routeTable.ts';
+import { engineRootViolation, targetLookup } from './rules/engineRoot.ts';
+import {
+  buildHardeningViolation, hardeningBodyViolation, hardeningViolation, legacyStartHardeningViolation, type EnabledRules,
+} from './rules/hardening.ts';
+import { hostPathViolation, serviceHostPathViolation } from './rules/hostPaths.ts';
 import { legacyStartViolation } from './rules/legacyStart.ts';
-import { pluginInstallViolation } from './rules/plugins.ts';
+import { pluginInstallViolation, servicePluginViolation } from './rules/plugins.ts';
 import type { RuleId, Violation } from './rules/types.ts';
 import { usernsHostViolation } from './rules/userns.ts';
 
@@ -42,6 +55,14 @@ export interface Decision {
   readonly route: Route | null;
   // The image of a container create, for the audit trail.
   readonly image: string | null;
+  // The container the call acted on, and the mount, mode or path that
+  // decided it (audit trail).
+  readonly container: string | null;
+  readonly detail: string | null;
+  readonly asks: Asks;
+  // What judgeFacts() still needs looked up; nothing for most calls, and
+  // nothing once a rule has already refused.
+  readonly needs: FactNeeds;
 }
 
 interface Finding {
@@ -49,7 +70,8 @@ interface Finding {
   readonly image: string | null;
 }
 
-const NOTHING: Finding = { violation: null, image: null };
+const NOTHING_FOUND: Finding = { violation: null, image: null };
+const NO_NEEDS: FactNeeds = { containers: [], execs: [], volumes: [], paths: [] };
 
 export function decide(envelope: Buffer | string, options: PolicyOptions): Decision {
   const read = readEnvelope(envelope);
@@ -58,29 +80,61 @@ export function decide(envelope: Buffer | string, options: PolicyOptions): Decis
   const parsed = parseRequestUri(call.uri);
   if (!parsed.ok) {
     const reason = `request refused: its RequestUri cannot be routed (${parsed.error})`;
-    return conclude(call, null, { violation: { rule: 'bad-envelope', reason }, image: null }, options);
+    return conclude(call, null, NOTHING, { violation: { rule: 'bad-envelope', reason }, image: null }, options);
   }
-  return conclude(call, parsed.route, violationFor(call, parsed.route, options), options);
+  const route = parsed.route;
+  const match = matchRoute(call.method, route.path);
+  const asks = asksOf(route, match, () => readJsonBody(call));
+  return conclude(call, route, asks, violationFor(call, route, match, options), options);
 }
 
 // A call the server could not even read (over the size bound) is refused
 // like any other malformed envelope. The reason names the refusal too: the
 // Docker client shows it as is.
 export function refuseEnvelope(reason: string, options: PolicyOptions): Decision {
-  return conclude(null, null, { violation: { rule: 'bad-envelope', reason: `request refused: ${reason}` }, image: null }, options);
+  return conclude(null, null, NOTHING, { violation: { rule: 'bad-envelope', reason: `request refused: ${reason}` }, image: null }, options);
 }
 
-// The router matches methods exactly; only POST routes change anything the
-// rules care about.
-function violationFor(call: Call, route: Route, options: PolicyOptions): Finding {
-  if (call.method.toUpperCase() !== 'POST') return NOTHING;
-  const path = route.path;
-  if (ROUTES.containerCreate.test(path)) return createFinding(call, options);
-  const violation =
-    (ROUTES.containerStart.test(path) ? legacyStartViolation(call, route) : null) ??
-    hardeningRouteViolation(call, route, options.deny) ??
-    (options.allowPluginInstall ? null : pluginInstallViolation(call, route));
-  return { violation, image: null };
+// The rules that need only the request, by the table's route name.
+function violationFor(call: Call, route: Route, match: RouteMatch | null, options: PolicyOptions): Finding {
+  if (match === null) return NOTHING_FOUND;
+  const deny = options.deny;
+  const only = (violation: Violation | null): Finding => ({ violation, image: null });
+  switch (match.spec.name) {
+    case 'container-create':
+      return createFinding(call, options);
+    case 'container-start':
+      return only(legacyStartViolation(call, route) ?? (isLegacy(route) ? legacyStartHardeningViolation(call, deny) : null));
+    case 'exec-create':
+      return only(hardeningBodyViolation(call, 'exec', deny));
+    case 'volume-create':
+      return only(hardeningBodyViolation(call, 'volume-create', deny));
+    case 'service-create':
+    case 'service-update':
+      return only(serviceFinding(call, route, options));
+    case 'plugin-install':
+      return only(options.allowPluginInstall ? null : pluginInstallViolation(route));
+    case 'build':
+      return only(buildHardeningViolation(call, route, deny));
+    case 'buildkit-grpc':
+      return only(hardeningViolation({ kind: 'buildkit-grpc' }, deny));
+    case 'swarm-join':
+      return only(hardeningViolation({ kind: 'swarm-join' }, deny));
+    case 'container-archive':
+      return only(copyOwnershipViolation(call, route));
+    case 'container-rename':
+      return only(hiddenFormViolation(call, 'rename', 'the new name'));
+    case 'container-kill':
+      return only(hiddenFormViolation(call, 'kill', 'the signal'));
+    case 'container-checkpoint':
+      return only(checkpointDirViolation(call, route));
+    default:
+      return NOTHING_FOUND;
+  }
+}
+
+function isLegacy(route: Route): boolean {
+  return isApiBelow(route, '1.24');
 }
 
 function createFinding(call: Call, options: PolicyOptions): Finding {
@@ -97,6 +151,50 @@ function createFinding(call: Call, options: PolicyOptions): Finding {
   return { violation, image };
 }
 
+function serviceFinding(call: Call, route: Route, options: PolicyOptions): Violation | null {
+  const hardening = hardeningBodyViolation(call, 'service', options.deny);
+  if (hardening !== null) return hardening;
+  const plugin = options.allowPluginInstall ? null : servicePluginViolation(call, route);
+  if (plugin !== null) return plugin;
+  const body = readJsonBody(call);
+  return body.kind === 'object' ? serviceHostPathViolation(body.object) : null;
+}
+
+// copyUIDGID makes the engine chown extracted files to the container user's
+// ids as they are, without remapping: with User root, host-root-owned files
+// (setuid bits kept) land wherever the archive goes. BoolValue semantics.
+function copyOwnershipViolation(call: Call, route: Route): Violation | null {
+  if (call.method.toUpperCase() !== 'PUT') return null;
+  const asked = queryValues(route.query, 'copyUIDGID').some((v) => !['', '0', 'no', 'false', 'none'].includes(v.trim().toLowerCase()));
+  if (asked) {
+    return {
+      rule: 'archive-copy-uidgid',
+      reason: "docker cp refused: copyUIDGID (docker cp -a) makes the engine give copied files the container user's ids without remapping them, so a container running as root gets real-root-owned files; copy without -a",
+    };
+  }
+  return hiddenFormViolation(call, 'docker cp', 'copyUIDGID');
+}
+
+// These handlers read their query parameters through Go's ParseForm, which
+// also reads a urlencoded or multipart body the engine never forwards.
+function hiddenFormViolation(call: Call, what: string, field: string): Violation | null {
+  const type = (header(call, 'Content-Type') ?? '').split(';', 1)[0]!.trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded' && type !== 'multipart/form-data') return null;
+  return {
+    rule: 'body-not-visible',
+    reason: `${what} refused: the engine would read ${field} from a ${type} body, which it does not forward to userns-guard; pass it in the query`,
+  };
+}
+
+// Experimental engines' checkpoint routes take a host directory to create,
+// list or remove as root.
+function checkpointDirViolation(call: Call, route: Route): Violation | null {
+  if (queryValues(route.query, 'dir').length > 0 || queryValues(route.query, 'checkpoint-dir').length > 0) {
+    return { rule: 'checkpoint-dir', reason: 'refused: a checkpoint directory is a host path the engine would create, read or remove as root; use the default checkpoint location' };
+  }
+  return hiddenFormViolation(call, 'checkpoint', 'the checkpoint directory');
+}
+
 function finding(image: string | null, rule: RuleId, reason: string): Finding {
   return { violation: { rule, reason }, image };
 }
@@ -106,9 +204,78 @@ function imageOf(body: JObject): string | null {
   return typeof image === 'string' ? image : null;
 }
 
-function conclude(call: Call | null, route: Route | null, found: Finding, options: PolicyOptions): Decision {
+// ---------------------------------------------------------------------------
+// With facts
+
+// What a call still needs once the first round of facts is in: the paths a
+// start re-creates, and the volumes behind a container's mounts or a
+// create's named volumes (their bind devices, in turn).
+export function needsAfter(d: Decision, facts: Facts): FactNeeds {
+  const asks = d.asks;
+  const target = asks.target === null ? undefined : targetLookup(asks.target, facts);
+  const container = target?.kind === 'found' ? target.value : null;
+  const volumes: string[] = [];
+  const paths: string[] = [];
+  if (container !== null && asks.target !== null) {
+    if (asks.target.actions.includes('start')) paths.push(...container.createdBindSources);
+    if (asks.target.actions.includes('files')) {
+      volumes.push(...container.mounts.filter((m) => m.type === 'volume' && m.driver === 'local').map((m) => m.name));
+    }
+  }
+  for (const v of asks.volumes) {
+    if (v.name === null || v.nocopy || v.inlineOptions.length > 0) continue;
+    const found = facts.volumes.get(v.name);
+    if (found?.kind === 'found' && found.value.driver === 'local') paths.push(...bindDevicesOf(found.value.options));
+  }
+  return {
+    containers: [],
+    execs: [],
+    volumes: volumes.filter((n) => !facts.volumes.has(n)),
+    paths: paths.filter((p) => !facts.paths.has(p)),
+  };
+}
+
+// The rules that judge what already exists. Called with every fact the
+// needs asked for; a fact that could not be learnt refuses.
+export function judgeFacts(d: Decision, facts: Facts, options: PolicyOptions): Decision {
+  if (d.rule !== null || d.call === null) return d;
+  const asks = d.asks;
+  const target = asks.target === null ? undefined : targetLookup(asks.target, facts);
+  const started = target?.kind === 'found' && asks.target!.actions.includes('start') ? target.value : null;
+  const creates = asks.target === null;
+  const violation =
+    engineRootViolation(asks, facts) ?? (creates || started !== null ? hostPathViolation(asks, facts, started) : null);
+  return conclude(d.call, d.route, asks, { violation, image: d.image }, options, NO_NEEDS);
+}
+
+// A refusal found outside the pure rules (names changing under a call),
+// concluded like any other: exempt users and --audit-only apply.
+export function overrule(d: Decision, violation: Violation, options: PolicyOptions): Decision {
+  return conclude(d.call, d.route, d.asks, { violation, image: d.image }, options, NO_NEEDS);
+}
+
+export function needsFactsFirst(d: Decision): boolean {
+  return d.rule === null && !needsNothing(d.needs);
+}
+
+function conclude(
+  call: Call | null,
+  route: Route | null,
+  asks: Asks,
+  found: Finding,
+  options: PolicyOptions,
+  needs: FactNeeds = needsOf(asks),
+): Decision {
   const v = found.violation;
-  const base = { call, route, image: found.image };
+  const base = {
+    call,
+    route,
+    image: found.image,
+    asks,
+    container: v?.container ?? null,
+    detail: v?.detail ?? null,
+    needs: v === null ? needs : NO_NEEDS,
+  };
   if (v === null) return { ...base, allow: true, decision: 'allow', rule: null, reason: '', exempt: false };
   // The engine sets User only from a verified TLS client certificate; calls
   // on the unix socket carry none and so can never be exempt.

@@ -36,6 +36,10 @@ export interface AuthzPlugin {
 
 export interface EngineOptions {
   authzPlugins?: AuthzPlugin[];
+  // Where the engine serves its API; by default in its temp dir. A plugin
+  // that looks things up on the engine is told this path before the engine
+  // starts, since the engine needs the plugin up first.
+  apiSocket?: string;
   extraArgs?: string[];
 }
 
@@ -123,7 +127,7 @@ export async function startEngine(opts: EngineOptions = {}): Promise<Engine> {
 
   const dir = mkdtempSync(join(tmpdir(), 'ug-'));
   chmodSync(dir, 0o755);
-  const socket = join(dir, 'docker.sock');
+  const socket = opts.apiSocket ?? join(dir, 'docker.sock');
   const logFile = join(dir, 'dockerd.log');
   const plugins = (opts.authzPlugins ?? []).map((p) => ({
     socket: p.socket,

@@ -17,6 +17,8 @@ export interface PluginProcess {
   readonly pid: number;
   readonly dir: string;
   readonly socket: string;
+  // The engine socket it looks things up on (--engine-socket).
+  readonly engineSocket: string;
   // Everything the plugin wrote to stderr so far.
   stderr(): string;
   // Parsed JSON lines of stderr (the audit log).
@@ -56,7 +58,10 @@ export function makeTempDir(prefix = 'ug-test-'): string {
 export async function startPlugin(opts: StartOptions = {}): Promise<PluginProcess> {
   const dir = makeTempDir();
   const socket = opts.socket ?? path.join(dir, 'plugin.sock');
-  const child = spawn(BINARY, ['--socket', socket, ...(opts.args ?? [])], {
+  // Where the plugin looks things up; pass it to startEngine as apiSocket.
+  const engineSocket = path.join(dir, 'engine.sock');
+  const lookups = (opts.args ?? []).includes('--engine-socket') ? [] : ['--engine-socket', engineSocket];
+  const child = spawn(BINARY, ['--socket', socket, ...lookups, ...(opts.args ?? [])], {
     env: opts.env ?? { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -73,6 +78,7 @@ export async function startPlugin(opts: StartOptions = {}): Promise<PluginProces
     pid: child.pid!,
     dir,
     socket,
+    engineSocket,
     stderr: () => err,
     records: () =>
       err

@@ -11,7 +11,7 @@
 import { header, type Call } from '../../engine/envelope.ts';
 import { fieldValues, isObject, objectsUnder, type JObject, type JValue } from '../../engine/goJson.ts';
 import { readJsonBody } from '../../engine/requestBody.ts';
-import { isApiBelow, ROUTES, type Route } from '../../engine/routes.ts';
+import { queryValues, type Route } from '../../engine/routes.ts';
 import type { HardeningRuleId, RuleId, Violation } from './types.ts';
 
 export type HardeningContext =
@@ -133,30 +133,16 @@ export function hardeningViolation(ctx: HardeningContext, enabled: EnabledRules)
   return null;
 }
 
-const BUILD = /^\/build$/;
-const GRPC = /^\/grpc$/;
-const SWARM_JOIN = /^\/swarm\/(?:init|join)$/;
-
-// Every POST route but container create (which the policy reads together with
-// the userns rule). Bodies are read only when an enabled rule looks at the
-// route; then one the plugin cannot see or parse is refused.
-export function hardeningRouteViolation(call: Call, route: Route, enabled: EnabledRules): Violation | null {
+// A legacy start (below API 1.24) applies its body as HostConfig; whether a
+// body the plugin cannot see may pass is the legacy-start rule's call.
+export function legacyStartHardeningViolation(call: Call, enabled: EnabledRules): Violation | null {
   if (enabled.size === 0) return null;
-  const path = route.path;
-  if (ROUTES.execCreate.test(path)) return judgeBody(call, 'exec', enabled);
-  if (ROUTES.volumeCreate.test(path)) return judgeBody(call, 'volume-create', enabled);
-  if (ROUTES.serviceCreate.test(path) || ROUTES.serviceUpdate.test(path)) return judgeBody(call, 'service', enabled);
-  if (ROUTES.containerStart.test(path) && isApiBelow(route, '1.24')) {
-    // Whether a body it cannot see may pass is the legacy-start rule's call.
-    const body = readJsonBody(call);
-    return body.kind === 'object' ? hardeningViolation({ kind: 'legacy-start', body: body.object }, enabled) : null;
-  }
-  if (BUILD.test(path)) {
-    return hardeningViolation({ kind: 'build', query: route.query, contentType: header(call, 'Content-Type') }, enabled);
-  }
-  if (GRPC.test(path)) return hardeningViolation({ kind: 'buildkit-grpc' }, enabled);
-  if (SWARM_JOIN.test(path)) return hardeningViolation({ kind: 'swarm-join' }, enabled);
-  return null;
+  const body = readJsonBody(call);
+  return body.kind === 'object' ? hardeningViolation({ kind: 'legacy-start', body: body.object }, enabled) : null;
+}
+
+export function buildHardeningViolation(call: Call, route: Route, enabled: EnabledRules): Violation | null {
+  return hardeningViolation({ kind: 'build', query: route.query, contentType: header(call, 'Content-Type') }, enabled);
 }
 
 const WHAT: Record<'exec' | 'volume-create' | 'service', string> = {
@@ -165,7 +151,10 @@ const WHAT: Record<'exec' | 'volume-create' | 'service', string> = {
   service: 'service create or update',
 };
 
-function judgeBody(call: Call, kind: 'exec' | 'volume-create' | 'service', enabled: EnabledRules): Violation | null {
+// Bodies are read only when an enabled rule looks at the route; then one the
+// plugin cannot see or parse is refused.
+export function hardeningBodyViolation(call: Call, kind: 'exec' | 'volume-create' | 'service', enabled: EnabledRules): Violation | null {
+  if (enabled.size === 0) return null;
   const on = RULES_FOR[kind].filter((r) => enabled.has(r));
   if (on.length === 0) return null;
   const body = readJsonBody(call);
@@ -287,28 +276,6 @@ function buildNamespaces(query: string, contentType: string | undefined): string
     found.push(`build options in a ${media} body, which userns-guard cannot see`);
   }
   return found;
-}
-
-// Go's url.ParseQuery: '&'-separated pairs, '+' is a space, and a pair with a
-// ';' or a bad escape is an error the engine refuses the build for.
-function queryValues(query: string, name: string): string[] {
-  const out: string[] = [];
-  for (const pair of query.split('&')) {
-    if (pair === '' || pair.includes(';')) continue;
-    const eq = pair.indexOf('=');
-    const key = unescapeQuery(eq < 0 ? pair : pair.slice(0, eq));
-    const value = unescapeQuery(eq < 0 ? '' : pair.slice(eq + 1));
-    if (key === name && value !== null) out.push(value);
-  }
-  return out;
-}
-
-function unescapeQuery(s: string): string | null {
-  try {
-    return decodeURIComponent(s.replace(/\+/g, ' '));
-  } catch {
-    return null;
-  }
 }
 
 function isHostMode(v: JValue): boolean {

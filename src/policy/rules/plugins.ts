@@ -8,25 +8,18 @@
 import type { Call } from '../../engine/envelope.ts';
 import { fieldValues, objectsUnder } from '../../engine/goJson.ts';
 import { readJsonBody } from '../../engine/requestBody.ts';
-import { ROUTES, type Route } from '../../engine/routes.ts';
+import type { Route } from '../../engine/routes.ts';
 import type { Violation } from './types.ts';
 
-const INSTALL_ROUTES = [ROUTES.pluginPull, ROUTES.pluginCreate, ROUTES.pluginUpgrade, ROUTES.pluginSet];
 const HOW_TO_ALLOW = 'start userns-guard with --allow-plugin-install to permit it';
 
-export function pluginInstallViolation(call: Call, route: Route): Violation | null {
-  if (INSTALL_ROUTES.some((r) => r.test(route.path))) {
-    return refuse(`POST ${route.path}`);
-  }
-  if (ROUTES.serviceCreate.test(route.path) || ROUTES.serviceUpdate.test(route.path)) {
-    return servicePluginViolation(call, route);
-  }
-  return null;
+export function pluginInstallViolation(route: Route): Violation {
+  return refuse(`POST ${route.path}`);
 }
 
 // On experimental engines a swarm service with the "plugin" runtime installs
 // a managed plugin on every node, so such service specs count as installs.
-function servicePluginViolation(call: Call, route: Route): Violation | null {
+export function servicePluginViolation(call: Call, route: Route): Violation | null {
   const body = readJsonBody(call);
   if (body.kind !== 'object') {
     // Without the spec there is no telling whether it installs a plugin.

@@ -5,7 +5,19 @@ export type CoreRuleId =
   | 'body-not-json'
   | 'userns-host'
   | 'legacy-start-body'
-  | 'plugin-install';
+  | 'plugin-install'
+  // Rules on things that already exist, judged with facts from the engine.
+  | 'lookup-failed'
+  | 'no-such-container'
+  | 'host-userns-container'
+  | 'archive-host-mount'
+  | 'archive-copy-uidgid'
+  | 'checkpoint-dir'
+  | 'name-in-flux'
+  // Host paths the engine would create or fill as host root.
+  | 'bind-source-creation'
+  | 'volume-copy-up'
+  | 'service-host-path';
 
 export type HardeningRuleId =
   | 'privileged'
@@ -22,4 +34,8 @@ export interface Violation {
   readonly rule: RuleId;
   // One line: what was refused and why.
   readonly reason: string;
+  // For the audit trail: the container the call acted on (full id), and the
+  // mount, mode or path that decided it.
+  readonly container?: string;
+  readonly detail?: string;
 }

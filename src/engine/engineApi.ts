@@ -1,0 +1,120 @@
+// Read-only lookups on the engine's own API socket: the one way the plugin
+// learns what an existing container, exec or volume is. Each lookup is
+// itself an API call that the engine first sends to this plugin (a GET that
+// needs no lookup, so it is answered at once), and each has a short
+// deadline: a lookup that cannot be answered refuses the call it serves; it
+// never holds the engine.
+
+import http from 'node:http';
+import type { ContainerFacts, Lookup, RemappedRoot, VolumeFacts } from '../policy/facts.ts';
+import { containerFactsOf, execContainerOf, remappedRootOf, volumeFactsOf } from './inspect.ts';
+
+export const DEFAULT_ENGINE_SOCKET = '/run/docker.sock';
+export const DEFAULT_LOOKUP_TIMEOUT_MS = 3_000;
+const MAX_ANSWER_BYTES = 4 << 20;
+
+export interface EngineApi {
+  container(ref: string): Promise<Lookup<ContainerFacts>>;
+  // The container an exec instance runs in.
+  execContainer(id: string): Promise<Lookup<ContainerFacts>>;
+  volume(name: string): Promise<Lookup<VolumeFacts>>;
+  remappedRoot(): Promise<Lookup<RemappedRoot>>;
+}
+
+export function createEngineApi(socketPath: string, timeoutMs = DEFAULT_LOOKUP_TIMEOUT_MS): EngineApi {
+  // Keep-alive: a lookup costs one round trip, not a connect as well.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 16, maxFreeSockets: 4 });
+  const get = (path: string) => getJson(agent, socketPath, path, timeoutMs);
+  const api: EngineApi = {
+    async container(ref) {
+      return interpret(await get(`/containers/${encodeParam(ref)}/json`), containerFactsOf, `container ${JSON.stringify(ref)}`);
+    },
+    async execContainer(id) {
+      const exec = interpret(await get(`/exec/${encodeParam(id)}/json`), execContainerOf, `exec instance ${JSON.stringify(id)}`);
+      return exec.kind === 'found' ? api.container(exec.value) : exec;
+    },
+    async volume(name) {
+      return interpret(await get(`/volumes/${encodeParam(name)}`), volumeFactsOf, `volume ${JSON.stringify(name)}`);
+    },
+    async remappedRoot() {
+      return interpret(await get('/info'), remappedRootOf, 'the engine info');
+    },
+  };
+  return api;
+}
+
+type Answer = { readonly status: number; readonly body: string } | { readonly error: string };
+
+function interpret<T>(
+  answer: Answer,
+  parse: (body: string) => { ok: true; value: T } | { ok: false; error: string },
+  what: string,
+): Lookup<T> {
+  if ('error' in answer) return { kind: 'unknown', why: `the engine did not answer the lookup of ${what} (${answer.error})` };
+  if (answer.status === 404) return { kind: 'absent' };
+  if (answer.status !== 200) {
+    return { kind: 'unknown', why: `the engine answered the lookup of ${what} with ${answer.status} ${engineMessage(answer.body)}` };
+  }
+  const parsed = parse(answer.body);
+  return parsed.ok ? { kind: 'found', value: parsed.value } : { kind: 'unknown', why: parsed.error };
+}
+
+function getJson(agent: http.Agent, socketPath: string, path: string, timeoutMs: number): Promise<Answer> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (a: Answer) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(a);
+    };
+    const req = http.request({ socketPath, method: 'GET', path, agent, headers: { Host: 'docker' } }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_ANSWER_BYTES) req.destroy(new Error(`answer larger than ${MAX_ANSWER_BYTES} bytes`));
+        else chunks.push(c);
+      });
+      res.on('end', () => settle({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', (err) => settle({ error: err.message }));
+    });
+    const timer = setTimeout(() => {
+      req.destroy(new Error(`no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    req.on('error', (err) => settle({ error: describe(err, socketPath) }));
+    req.end();
+  });
+}
+
+function describe(err: NodeJS.ErrnoException, socketPath: string): string {
+  if (err.code === 'ENOENT') return `no engine socket at ${socketPath}`;
+  if (err.code === 'EACCES') return `permission denied on ${socketPath}`;
+  if (err.code === 'ECONNREFUSED') return `nothing listens on ${socketPath}`;
+  return err.message;
+}
+
+function engineMessage(body: string): string {
+  try {
+    const m = (JSON.parse(body) as { message?: unknown }).message;
+    if (typeof m === 'string') return m.slice(0, 200);
+  } catch {
+    // not JSON
+  }
+  return body.trim().slice(0, 200);
+}
+
+// Route parameters reach the policy percent-decoded, one byte per character
+// (see routes.ts); encoding every byte but the unreserved ones sends the
+// engine back exactly the bytes its router matched.
+export function encodeParam(param: string): string {
+  let out = '';
+  for (let i = 0; i < param.length; i++) {
+    const c = param.charCodeAt(i);
+    const ch = param[i]!;
+    if (/[A-Za-z0-9._~-]/.test(ch)) out += ch;
+    else if (c > 0xff) out += encodeURIComponent(ch); // never a valid name: the engine answers 404
+    else out += `%${c.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}

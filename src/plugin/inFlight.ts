@@ -1,0 +1,113 @@
+// Keeps a decision about an existing container true for the container the
+// engine then acts on. The plugin judges `docker cp NAME:...` by looking NAME
+// up; the engine resolves NAME again when it runs the call. In between, a
+// rename or a remove-and-create could make NAME mean another container that
+// the caller also controls. So, between a call's AuthZReq and its AuthZRes:
+//
+// - while a judged call on NAME is in flight, no call may make NAME refer to
+//   a container (create ?name=NAME, rename ?name=NAME): refused, "retry";
+// - a judged call is refused if a call claiming its NAME was in flight, or
+//   allowed, at any time since its judgement began (its lookup may predate
+//   the claim's effect).
+//
+// The engine sends AuthZRes after the handler has returned, including when
+// it failed (moby pkg/authorization/middleware.go, 20.10 to 28.5), and the
+// handler resolves NAME first, so the window is closed without timing
+// assumptions. Entries also expire, which only bounds memory: a judged call
+// that outlives its expiry has long since resolved its container.
+//
+// The same holds volume names, which a create's copy-up judgement depends on.
+
+export type Space = 'container' | 'volume';
+
+interface Entry {
+  readonly key: string; // method and RequestUri, as the AuthZRes repeats them
+  readonly names: readonly string[];
+  readonly expires: number;
+}
+
+export interface InFlight {
+  // A mark to pass back to judgedConflict: claims allowed after it count.
+  mark(): number;
+  judgedConflict(space: Space, names: readonly string[], since: number): string | null;
+  claimConflict(space: Space, names: readonly string[]): string | null;
+  holdJudged(space: Space, key: string, names: readonly string[]): boolean;
+  holdClaim(space: Space, key: string, names: readonly string[]): boolean;
+  // The AuthZRes for `key` arrived: its call has run.
+  release(key: string): void;
+  size(): number;
+}
+
+const JUDGED_TTL_MS = 10 * 60_000;
+const CLAIM_TTL_MS = 60_000;
+const MAX_ENTRIES = 10_000;
+
+export function createInFlight(now: () => number = Date.now): InFlight {
+  let seq = 0;
+  // Claims before this mark were forgotten (see holdClaim); a judgement that
+  // began before it cannot be vouched for.
+  let forgottenBefore = -1;
+  const judged: Record<Space, Entry[]> = { container: [], volume: [] };
+  const claims: Record<Space, Entry[]> = { container: [], volume: [] };
+  // name -> seq of the last claim allowed on it
+  const lastClaim: Record<Space, Map<string, number>> = { container: new Map(), volume: new Map() };
+
+  const live = (list: Entry[]): Entry[] => {
+    const t = now();
+    let i = 0;
+    while (i < list.length) {
+      if (list[i]!.expires <= t) list.splice(i, 1);
+      else i++;
+    }
+    return list;
+  };
+  const holding = (list: Entry[], names: readonly string[]) => live(list).find((e) => e.names.some((n) => names.includes(n)));
+  const total = () => judged.container.length + judged.volume.length + claims.container.length + claims.volume.length;
+
+  return {
+    mark: () => seq,
+    judgedConflict(space, names, since) {
+      if (since < forgottenBefore) return 'too many names changed while the call was being judged';
+      const claim = holding(claims[space], names);
+      if (claim !== undefined) return `another call (${claim.key}) is making ${quoteList(claim.names)} refer to another ${space}`;
+      for (const n of names) {
+        if ((lastClaim[space].get(n) ?? -1) > since) return `${space} name ${JSON.stringify(n)} was given to another ${space} while the call was being judged`;
+      }
+      return null;
+    },
+    claimConflict(space, names) {
+      const held = holding(judged[space], names);
+      return held === undefined ? null : `a call on ${quoteList(held.names)} (${held.key}) is still in flight`;
+    },
+    holdJudged(space, key, names) {
+      if (total() >= MAX_ENTRIES) return false;
+      judged[space].push({ key, names, expires: now() + JUDGED_TTL_MS });
+      return true;
+    },
+    holdClaim(space, key, names) {
+      if (total() >= MAX_ENTRIES) return false;
+      seq++;
+      for (const n of names) lastClaim[space].set(n, seq);
+      if (lastClaim[space].size > MAX_ENTRIES) {
+        lastClaim[space].clear();
+        forgottenBefore = seq;
+      }
+      claims[space].push({ key, names, expires: now() + CLAIM_TTL_MS });
+      return true;
+    },
+    release(key) {
+      for (const lists of [judged, claims]) {
+        for (const space of ['container', 'volume'] as const) {
+          const list = lists[space];
+          const at = list.findIndex((e) => e.key === key);
+          if (at >= 0) list.splice(at, 1);
+        }
+      }
+    },
+    size: total,
+  };
+}
+
+function quoteList(names: readonly string[]): string {
+  return names.map((n) => JSON.stringify(n)).join(', ');
+}
