@@ -53,7 +53,8 @@ async function containerIds(engine: Engine): Promise<string[]> {
 
 const ALL_CHECKS = [
   'kernel.userns', 'daemon-json', 'daemon-json.userns-remap', 'daemon-json.authorization-plugins', 'subuid', 'subgid',
-  'plugin.socket', 'plugin.activate', 'engine.api', 'engine.userns', 'engine.authz', 'engine.probe',
+  'plugin.socket', 'plugin.activate', 'plugin.lookups', 'engine.api', 'engine.userns', 'engine.authz', 'engine.probe',
+  'engine.host-userns', 'engine.bind-sources',
 ];
 
 test('doctor against a real engine with the plugin', async (t) => {
@@ -99,7 +100,7 @@ test('doctor against a real engine with the plugin', async (t) => {
     assert.equal(text.code, 0, text.stdout);
     const lines = text.stdout.trimEnd().split('\n');
     assert.deepEqual(lines.slice(0, ALL_CHECKS.length).map((l) => /^ok {3}([\w.-]+): /.exec(l)?.[1]), ALL_CHECKS);
-    assert.match(lines.at(-1)!, /^12 checks: 12 ok, 0 warn, 0 FAIL$/);
+    assert.match(lines.at(-1)!, /^15 checks: 15 ok, 0 warn, 0 FAIL$/);
   });
 
   await t.test('no userns-remap in daemon.json', async () => {

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { compareApiVersions, isApiBelow, parseRequestUri, ROUTES, type Route } from '../src/engine/routes.ts';
+import { compareApiVersions, isApiBelow, parseRequestUri, type Route } from '../src/engine/routes.ts';
+import { matchRoute, type RouteName } from '../src/policy/routeTable.ts';
 
 function route(raw: string): Route {
   const r = parseRequestUri(raw);
@@ -14,7 +15,9 @@ function route(raw: string): Route {
   return r.route;
 }
 
-const isCreate = (raw: string): boolean => ROUTES.containerCreate.test(route(raw).path);
+// The route table entry a POST to `path` matches.
+const is = (name: RouteName, path: string): boolean => matchRoute('POST', path)?.spec.name === name;
+const isCreate = (raw: string): boolean => is('container-create', route(raw).path);
 
 test('the plain create route, with and without a version prefix', () => {
   assert.deepEqual(route('/v1.41/containers/create'), { path: '/containers/create', apiVersion: '1.41', query: '' });
@@ -83,8 +86,8 @@ test('percent-encoding is decoded before matching', () => {
   assert.equal(isCreate('%2Fv1.41/containers/create'), false);
   // Decoding is byte-wise: %0A becomes a newline, which {name:.*} does not match.
   assert.equal(route('/v1.23/containers/a%0Ab/start').path, '/containers/a\nb/start');
-  assert.equal(ROUTES.containerStart.test(route('/v1.23/containers/a%0Ab/start').path), false);
-  assert.equal(ROUTES.containerStart.test(route('/v1.23/containers/a%2Fb/start').path), true);
+  assert.equal(is('container-start', route('/v1.23/containers/a%0Ab/start').path), false);
+  assert.equal(is('container-start', route('/v1.23/containers/a%2Fb/start').path), true);
   // '+' is not a space in a path.
   assert.equal(route('/v1.41/containers/a+b/start').path, '/containers/a+b/start');
 });
@@ -134,20 +137,20 @@ test('paths the router redirects or 404s do not match the create route', () => {
 });
 
 test('route shapes: names may hold slashes, never newlines', () => {
-  const start = (p: string): boolean => ROUTES.containerStart.test(route(p).path);
+  const start = (p: string): boolean => is('container-start', route(p).path);
   assert.equal(start('/v1.23/containers/abc/start'), true);
   assert.equal(start('/v1.23/containers/a/b/start'), true);
   assert.equal(start('/v1.23/containers/create/start'), true); // a container named "create"
   assert.equal(start('/v1.23/containers//start'), true); // empty name: the handler fails it
   assert.equal(start('/v1.23/containers/abc/start/'), false);
   assert.equal(start('/v1.23/containers/abc/restart'), false);
-  assert.equal(ROUTES.pluginUpgrade.test('/plugins/vieux/sshfs:latest/upgrade'), true);
-  assert.equal(ROUTES.pluginSet.test('/plugins/localhost:5000/x/y/set'), true);
-  assert.equal(ROUTES.pluginPull.test('/plugins/pull'), true);
-  assert.equal(ROUTES.pluginPull.test('/plugins/x/pull'), false);
-  assert.equal(ROUTES.pluginCreate.test('/plugins/create'), true);
-  assert.equal(ROUTES.execCreate.test('/containers/a/b/exec'), true);
-  assert.equal(ROUTES.volumeCreate.test('/volumes/create'), true);
+  assert.equal(is('plugin-install', '/plugins/vieux/sshfs:latest/upgrade'), true);
+  assert.equal(is('plugin-install', '/plugins/localhost:5000/x/y/set'), true);
+  assert.equal(is('plugin-install', '/plugins/pull'), true);
+  assert.equal(is('plugin-install', '/plugins/x/pull'), false);
+  assert.equal(is('plugin-install', '/plugins/create'), true);
+  assert.equal(is('exec-create', '/containers/a/b/exec'), true);
+  assert.equal(is('volume-create', '/volumes/create'), true);
 });
 
 test('compareApiVersions: numeric, part by part, missing or bad parts are 0', () => {

@@ -110,21 +110,6 @@ function versionPart(p: string | undefined): string {
   return trimmed;
 }
 
-// Route shapes, matched exactly as the router does. `{name:.*}` in moby's
-// routes matches any run of characters but a newline, slashes included.
-const NAME = '([^\\n]*)';
-export const ROUTES = {
-  containerCreate: /^\/containers\/create$/,
-  containerStart: new RegExp(`^/containers/${NAME}/start$`),
-  execCreate: new RegExp(`^/containers/${NAME}/exec$`),
-  volumeCreate: /^\/volumes\/create$/,
-  pluginPull: /^\/plugins\/pull$/,
-  pluginCreate: /^\/plugins\/create$/,
-  pluginUpgrade: new RegExp(`^/plugins/${NAME}/upgrade$`),
-  pluginSet: new RegExp(`^/plugins/${NAME}/set$`),
-  serviceCreate: /^\/services\/create$/,
-  serviceUpdate: new RegExp(`^/services/${NAME}/update$`),
-} as const;
 
 // Go's url.ParseQuery: '&'-separated pairs, '+' is a space, and a pair with a
 // ';' or a bad escape is an error the engine refuses the build for.

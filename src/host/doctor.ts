@@ -9,7 +9,7 @@ import { daemonJsonChecks, kernelCheck, remapOwners, socketCheck, subIdCheck, wa
 import { readIfExists } from './fileChanges.ts';
 import { idsByName } from './hostFiles.ts';
 import { PLUGIN_NAME } from './install.ts';
-import { activateCheck, engineChecks } from './liveChecks.ts';
+import { activateCheck, containerChecks, engineChecks, lookupCheck } from './liveChecks.ts';
 import { absolutePath, exitQuietlyOnClosedStdout, parseSubcommandArgs } from './subcommandArgs.ts';
 
 const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
@@ -107,9 +107,15 @@ async function runChecks(inp: DoctorInputs): Promise<Check[]> {
   // plugin behind it works is worth knowing either way.
   const stat = statSocket(inp.socket);
   checks.push(socketCheck({ path: inp.socket, stat }));
-  if (stat?.isSocket) checks.push(await activateCheck(inp.socket));
+  if (stat?.isSocket) {
+    const activate = await activateCheck(inp.socket);
+    checks.push(activate);
+    if (activate.status === 'ok') checks.push(await lookupCheck(inp.socket));
+  }
 
-  checks.push(...(await engineChecks({ dockerHost: inp.dockerHost, pluginName: inp.pluginName, probeImage: inp.probeImage })));
+  const engine = await engineChecks({ dockerHost: inp.dockerHost, pluginName: inp.pluginName, probeImage: inp.probeImage });
+  checks.push(...engine);
+  if (engine[0]?.status === 'ok') checks.push(...(await containerChecks(inp.dockerHost, fs.existsSync)));
   return checks;
 }
 

@@ -175,3 +175,86 @@ function parseInfo(body: string): { version: string; securityOptions: string[]; 
     authorization: strings(info.Plugins?.Authorization),
   };
 }
+
+// Asks the plugin itself to judge a start of a container that does not
+// exist: it can only say so after looking it up on the engine, so the answer
+// shows whether its lookups reach the engine from where it runs (its unit's
+// sandbox included).
+export async function lookupCheck(socket: string): Promise<Check> {
+  const id = 'plugin.lookups';
+  const name = `userns-guard-doctor-lookup-${randomBytes(6).toString('hex')}`;
+  const envelope = JSON.stringify({ User: '', UserAuthNMethod: '', RequestMethod: 'POST', RequestUri: `/containers/${name}/start`, RequestBody: null, RequestHeaders: {} });
+  let answer: { Allow?: unknown; Msg?: unknown };
+  try {
+    const r = await unixRequest(socket, 'POST', PLUGIN_PATHS.authzReq, { body: envelope, headers: { 'Content-Type': 'application/json' }, timeoutMs: 15_000 });
+    answer = JSON.parse(r.body) as typeof answer;
+  } catch (err) {
+    return fail(id, `the plugin did not judge a lookup probe: ${(err as Error).message}`, 'journalctl -u userns-guard -e');
+  }
+  const msg = typeof answer.Msg === 'string' ? answer.Msg : '';
+  if (answer.Allow === false && msg.includes('no such container')) {
+    return ok(id, 'the plugin looks up containers on the engine (a probe start of a missing container was refused as missing)');
+  }
+  if (answer.Allow === false) {
+    return fail(id, `the plugin cannot look things up on the engine: ${msg}`, 'check --engine-socket in the unit (systemctl cat userns-guard.service) and that the engine serves /run/docker.sock; until then starts, exec, attach and docker cp are refused');
+  }
+  return fail(id, `the plugin allowed a start of a container that does not exist (${msg || 'no message'})`, 'check that userns-guard, not another program, serves the plugin socket');
+}
+
+interface InspectedContainer {
+  readonly Id: string;
+  readonly Name: string;
+  readonly HostConfig?: { UsernsMode?: string; RestartPolicy?: { Name?: string }; Binds?: string[] | null };
+  readonly Mounts?: { Type?: string; Source?: string }[];
+}
+
+// Containers already on the engine that the plugin refuses to run, feed or
+// start (host user namespace), and those whose restart policy will have the
+// engine create a missing bind source as the remapped root with no API call.
+export async function containerChecks(dockerHost: string, pathExists: (p: string) => boolean): Promise<Check[]> {
+  const socket = unixSocketOf(dockerHost);
+  if (socket === null) return [];
+  let containers: InspectedContainer[];
+  try {
+    const list = await unixRequest(socket, 'GET', '/containers/json?all=1', { timeoutMs: 15_000 });
+    if (list.status !== 200) throw new Error(`GET /containers/json answered ${list.status}: ${errorMessage(list.body)}`);
+    const ids = (JSON.parse(list.body) as { Id: string }[]).map((c) => c.Id);
+    containers = [];
+    for (const cid of ids) {
+      const r = await unixRequest(socket, 'GET', `/containers/${cid}/json`, { timeoutMs: 15_000 });
+      if (r.status === 200) containers.push(JSON.parse(r.body) as InspectedContainer);
+    }
+  } catch (err) {
+    const why = `cannot list the engine's containers: ${(err as Error).message}`;
+    return [fail('engine.host-userns', why, 'journalctl -u docker -e'), fail('engine.bind-sources', why, 'journalctl -u docker -e')];
+  }
+  const label = (c: InspectedContainer) => `${c.Name.replace(/^\//, '')} (${c.Id.slice(0, 12)}, restart ${c.HostConfig?.RestartPolicy?.Name || 'no'})`;
+  const host = containers.filter((c) => c.HostConfig?.UsernsMode === 'host');
+  const checks: Check[] = [
+    host.length === 0
+      ? ok('engine.host-userns', `no container runs in the host user namespace (${containers.length} containers)`)
+      : warn(
+          'engine.host-userns',
+          `${host.length} container(s) in the host user namespace, which userns-guard will not run, feed or start, but the engine restarts by itself by their restart policy: ${host.map(label).join(', ')}`,
+          `docker rm -f ${host.map((c) => c.Id.slice(0, 12)).join(' ')}`,
+        ),
+  ];
+  const restarting = containers.filter((c) => !['', 'no'].includes(c.HostConfig?.RestartPolicy?.Name ?? ''));
+  const missing = restarting.flatMap((c) => {
+    const sources = [
+      ...(c.HostConfig?.Binds ?? []).map((b) => b.split(':')[0]!).filter((s) => s.startsWith('/')),
+      ...(c.Mounts ?? []).filter((m) => m.Type === 'bind' && typeof m.Source === 'string').map((m) => m.Source!),
+    ];
+    return [...new Set(sources)].filter((s) => !pathExists(s)).map((s) => `${s} for ${label(c)}`);
+  });
+  checks.push(
+    missing.length === 0
+      ? ok('engine.bind-sources', `every bind source of the ${restarting.length} container(s) with a restart policy exists`)
+      : warn(
+          'engine.bind-sources',
+          `the engine will create these missing bind sources as the containers' root when it restarts their containers by itself (no API call, so userns-guard cannot refuse it): ${missing.join('; ')}`,
+          'create each directory first, owned as intended, or remove the container (docker rm -f NAME)',
+        ),
+  );
+  return checks;
+}

@@ -5,7 +5,7 @@
 
 import type { Writable } from 'node:stream';
 import type { Decision } from '../policy/decide.ts';
-import { ROUTES } from '../engine/routes.ts';
+import { matchRoute } from '../policy/routeTable.ts';
 
 export type Level = 'info' | 'warn' | 'error' | 'debug';
 
@@ -67,7 +67,7 @@ export function decisionRecord(d: Decision): Record<string, unknown> {
   };
   if (d.container !== null) record.container = d.container;
   if (d.detail !== null) record.detail = clip(d.detail);
-  if (d.route !== null && ROUTES.containerCreate.test(d.route.path)) {
+  if (d.route !== null && d.call !== null && matchRoute(d.call.method, d.route.path)?.spec.name === 'container-create') {
     record.image = d.image === null ? null : clip(d.image);
     const name = new URLSearchParams(d.route.query).get('name');
     record.name = name === null ? null : clip(name);

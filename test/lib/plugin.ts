@@ -48,6 +48,18 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
+// One directory for the engines' API sockets the plugins are told about,
+// removed when the test process exits.
+let apiDir: string | undefined;
+function apiSocketDir(): string {
+  if (apiDir === undefined) {
+    const dir = makeTempDir('ug-api-');
+    apiDir = dir;
+    process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  }
+  return apiDir;
+}
+
 export function makeTempDir(prefix = 'ug-test-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   // The engine's remapped root must be able to traverse it.
@@ -59,7 +71,8 @@ export async function startPlugin(opts: StartOptions = {}): Promise<PluginProces
   const dir = makeTempDir();
   const socket = opts.socket ?? path.join(dir, 'plugin.sock');
   // Where the plugin looks things up; pass it to startEngine as apiSocket.
-  const engineSocket = path.join(dir, 'engine.sock');
+  // Not in `dir`: the engine outlives a plugin that a test swaps.
+  const engineSocket = path.join(apiSocketDir(), `engine-${path.basename(dir)}.sock`);
   const lookups = (opts.args ?? []).includes('--engine-socket') ? [] : ['--engine-socket', engineSocket];
   const child = spawn(BINARY, ['--socket', socket, ...lookups, ...(opts.args ?? [])], {
     env: opts.env ?? { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
