@@ -174,4 +174,53 @@ test('SIGKILLed under load with socket activation: nothing slips through, benign
     }
     assert.deepEqual((await e.hostUsernsContainers()).sort(), names.sort());
   });
+
+  await t.test('exec under SIGKILL with lookups in flight: never into a host-userns container, benign execs wait', async () => {
+    // Under --audit-only: one running container in the host user namespace,
+    // one remapped.
+    for (const [name, extra] of [['lk-host', { UsernsMode: 'host' }], ['lk-ok', {}]] as const) {
+      const r = await create(e, name, JSON.stringify({ Image: e.image, Cmd: ['sleep', '600'], HostConfig: extra }));
+      assert.equal(r.status, 201, r.body);
+      const started = await e.request('POST', `/v1.41/containers/${name}/start`);
+      assert.equal(started.status, 204, started.body);
+    }
+    await holder!.stop();
+    holder = await startSocketHolder({ socket: h.socket, binary: BINARY, restartDelayMs: 100, args: ['--engine-socket', apiSocket] });
+    await holder.nextStart(null);
+    const k = holder;
+    const deadline = Date.now() + LOAD_MS / 2;
+    const kills: number[] = [];
+    const killer = (async () => {
+      while (Date.now() < deadline) {
+        await sleep(150 + Math.random() * 300);
+        const victim = k.current();
+        if (Date.now() < deadline && k.kill()) {
+          kills.push(Date.now());
+          await k.nextStart(victim);
+        }
+      }
+    })();
+    let hostRoot = 0;
+    let benign = 0;
+    const benignFailed: string[] = [];
+    const client = async (target: string) => {
+      while (Date.now() < deadline) {
+        const r = await e.docker(['exec', target, 'cat', '/proc/self/uid_map'], { timeoutMs: 30_000 });
+        if (target === 'lk-host' && /^\s*0\s+0\s+4294967295/m.test(r.stdout)) hostRoot++;
+        if (target === 'lk-ok') {
+          benign++;
+          if (r.code !== 0) benignFailed.push(r.stderr.trim());
+        }
+      }
+    };
+    await Promise.all([killer, client('lk-host'), client('lk-host'), client('lk-ok'), client('lk-ok')]);
+    t.diagnostic(`kills: ${kills.length}, benign execs: ${benign}, failed: ${benignFailed.length}`);
+    for (const f of benignFailed) t.diagnostic(`benign failure: ${f}`);
+    assert.ok(kills.length >= 10, `only ${kills.length} kills`);
+    assert.equal(hostRoot, 0, 'an exec ran as host root');
+    assert.ok(benign >= 10, `only ${benign} benign execs`);
+    // An exec is two calls (create, start), each can meet one kill.
+    assert.ok(benignFailed.length <= 2 * kills.length, `${benignFailed.length} benign failures for ${kills.length} kills`);
+    assert.ok(benignFailed.length < benign, 'no benign exec got through');
+  });
 });
