@@ -172,6 +172,13 @@ test('bind sources the engine would create: judged at create, and at start from 
   const atStart = judgeFacts(start, facts({ containers: { web: found(c) }, paths: { '/root/gone': { ...missingUnderRoot, missingLevels: 1 } } }), DEFAULT_POLICY);
   assert.equal(atStart.rule, 'bind-source-creation');
   assert.equal(atStart.container, ID);
+
+  // A legacy start body is a new HostConfig: its binds are judged too.
+  const legacy = call('POST', '/v1.23/containers/web/start', { Binds: ['/root/legacy:/d'] });
+  assert.deepEqual(legacy.needs.paths, ['/root/legacy']);
+  const legacyJudged = judgeFacts(legacy, facts({ containers: { web: found(container()) }, paths: { '/root/legacy': { ...missingUnderRoot, missingLevels: 1 } } }), DEFAULT_POLICY);
+  assert.equal(legacyJudged.rule, 'bind-source-creation');
+  assert.deepEqual(call('POST', '/v1.24/containers/web/start', { Binds: ['/root/legacy:/d'] }).needs.paths, []);
 });
 
 test('copy-up into a host directory: refused where the remapped root could not write, unless nocopy', () => {

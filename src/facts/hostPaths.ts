@@ -87,7 +87,7 @@ async function missing(nearest: string, missingLevels: number, traversed: readon
     missingLevels,
     nearestWritableByRemappedRoot: reachable(above, root) && canWrite(last.st, root),
     nearestProtectsSymlinks: last.st.uid === 0 && isStickyWorldWritable(last.st) && (await protectedSymlinks()),
-    swappableAncestors: above.filter((s) => swappable(s.st, root)).map((s) => `${s.dir} (uid ${s.st.uid}, mode ${(s.st.mode & 0o7777).toString(8)})`),
+    swappableAncestors: above.filter((s) => swappable(s.st)).map((s) => `${s.dir} (uid ${s.st.uid}, mode ${(s.st.mode & 0o7777).toString(8)})`),
   };
 }
 
@@ -125,7 +125,7 @@ function isStickyWorldWritable(st: Stats): boolean {
 // Someone other than root can replace an entry of this directory: its owner
 // (who can chmod it), its group if group-writable, or anyone if it is
 // world-writable without the sticky bit.
-function swappable(st: Stats, _root: RemappedRoot): boolean {
+function swappable(st: Stats): boolean {
   if (st.uid !== 0) return true;
   if ((st.mode & 0o020) !== 0 && st.gid !== 0) return true;
   return (st.mode & 0o002) !== 0 && (st.mode & 0o1000) === 0;

@@ -5,7 +5,7 @@
 
 import { fieldValues, isObject, lastScalar, objectsUnder, type JObject, type JValue } from '../engine/goJson.ts';
 import type { BodyResult } from '../engine/requestBody.ts';
-import { queryValues, type Route } from '../engine/routes.ts';
+import { isApiBelow, queryValues, type Route } from '../engine/routes.ts';
 import type { FactNeeds } from './facts.ts';
 import type { RouteMatch, TargetAction } from './routeTable.ts';
 
@@ -72,6 +72,13 @@ export function asksOf(route: Route, match: RouteMatch | null, body: () => BodyR
       const b = body();
       const names = queryValues(route.query, 'name').map(containerName).filter((n) => n !== '');
       return b.kind === 'object' ? { ...createAsks(b.object), claimsContainerNames: names } : { ...NOTHING, claimsContainerNames: names };
+    }
+    case 'container-start': {
+      // Below API 1.24 a start body is the container's new HostConfig: its
+      // binds and volumes are set up by this very start.
+      const b = isApiBelow(route, '1.24') ? body() : null;
+      const legacy = b?.kind === 'object' ? createAsks(b.object) : NOTHING;
+      return { ...NOTHING, target, createdBindSources: legacy.createdBindSources, volumes: legacy.volumes };
     }
     case 'container-rename':
       return { ...NOTHING, claimsContainerNames: queryValues(route.query, 'name').map(containerName).filter((n) => n !== '') };

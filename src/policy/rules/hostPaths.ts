@@ -14,16 +14,17 @@ import type { ContainerFacts, Facts, PathFacts } from '../facts.ts';
 import type { Violation } from './types.ts';
 
 // At create, for the request's own binds and volumes; at start, for the
-// binds the engine re-creates (`started`, from the container's facts).
+// binds the engine re-creates (`started`, from the container's facts) and
+// those a legacy start body (below API 1.24) sets.
 export function hostPathViolation(asks: Asks, facts: Facts, started: ContainerFacts | null): Violation | null {
-  const binds: BindAsk[] = started === null
-    ? [...asks.createdBindSources]
-    : started.createdBindSources.map((source) => ({ source, from: `the bind mount of ${JSON.stringify(source)} of container ${started.name} (${started.id.slice(0, 12)})` }));
+  const binds: BindAsk[] = [
+    ...asks.createdBindSources,
+    ...(started?.createdBindSources ?? []).map((source) => ({ source, from: `the bind mount of ${JSON.stringify(source)} of container ${started!.name} (${started!.id.slice(0, 12)})` })),
+  ];
   for (const bind of binds) {
     const v = bindCreationViolation(bind, facts.paths.get(bind.source), started?.id);
     if (v !== null) return v;
   }
-  if (started !== null) return null;
   for (const volume of asks.volumes) {
     const v = copyUpViolation(volume, facts);
     if (v !== null) return v;
