@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { buildsForTests, EXPECTED_ENGINES, engineBuilds, engineTitle, requireEngineOrSkip, startEngine } from './lib/engine.ts';
+import { buildsForTests, compareVersions, EXPECTED_ENGINES, engineBuilds, engineTitle, requireEngineOrSkip, startEngine } from './lib/engine.ts';
+import { targetApiVersion } from './lib/engineBehaviour.ts';
 
 test('engineBuilds: oldest first, each with its own dockerd and docker CLI', (t) => {
   const builds = engineBuilds();
@@ -85,3 +86,15 @@ function leftovers(dir: string): string[] {
   }
   return out;
 }
+
+test('engine behaviour table: API versions in request-targets, version order', () => {
+  assert.equal(targetApiVersion('/v1.23/containers/x/start'), '1.23');
+  assert.equal(targetApiVersion('/v1.023/containers/x/start'), '1.023');
+  assert.equal(targetApiVersion('http://u@docker:1/v1.12/containers/create'), '1.12');
+  assert.equal(targetApiVersion('/containers/create'), null);
+  assert.equal(targetApiVersion('/%761%2E41/containers/create'), null);
+  assert.ok(compareVersions('1.023', '1.24') < 0);
+  assert.ok(compareVersions('1.41', '1.24') > 0);
+  assert.ok(compareVersions('28.5.2', '26.1.5') > 0);
+  assert.equal(compareVersions('1.24', '1.24.0'), 0);
+});
