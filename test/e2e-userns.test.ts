@@ -355,7 +355,8 @@ async function proveBareEffect(run: Run, r: ResolvedAttack, res: HttpResult, eff
       if (isService(a)) {
         // Swarm installs and enables the plugin itself, a moment later.
         const deadline = Date.now() + 30_000;
-        while (readEvidence(spec) === null && Date.now() < deadline) await sleep(100);
+        // Until the plugin has written it: an empty file is one being written.
+        while (!readEvidence(spec) && Date.now() < deadline) await sleep(100);
       } else {
         const enable = await e.request('POST', `/v1.41/plugins/${name}/enable?timeout=30`);
         assert.equal(enable.status, 200, `enable ${name}: ${enable.body}`);
