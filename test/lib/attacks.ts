@@ -147,7 +147,7 @@ export const ATTACKS: readonly Attack[] = [
   hostCreate('trailing-bracket', 'trailing-data', 'a stray ] after the object', `${HOST_BODY}]`, denied('body-not-json')),
 
   // 5. Bodies the engine does not forward to plugins, or forwards under an odd type.
-  // 20.10 does not forward these; 26.1 and 28.5 forward the whole body.
+  // 20.10 does not forward these; 26.1 and 28.5 forward bodies up to 4 MiB.
   hostCreate('over-limit-whitespace', 'body-not-forwarded', 'over 1 MiB of leading white space', `${PAD}${HOST_BODY}`, denied('body-not-visible', 'userns-host')),
   hostCreate('over-limit-label', 'body-not-forwarded', 'over 1 MiB in a label value', createBody(`"Labels":{"pad":"${'x'.repeat(ENGINE_FORWARD_LIMIT)}"},"HostConfig":{"UsernsMode":"host"}`), denied('body-not-visible', 'userns-host')),
   attack({

@@ -54,3 +54,14 @@ export function bareOutcome(a: Attack, e: Pick<Engine, 'build' | 'minApiVersion'
 export function readsTopLevelHostConfig(e: Pick<Engine, 'build'>): boolean {
   return compareVersions(e.build.version, '28.0.0') < 0;
 }
+
+/**
+ * How the engine hands a create body of a given size to authorization
+ * plugins. 20.10 forwards bodies under 1 MiB and silently drops larger ones
+ * (the handler still runs). 26.1 and 28.5 forward bodies up to 4 MiB and
+ * refuse larger ones themselves (500), without asking the plugin.
+ */
+export function bodyForwarding(e: Pick<Engine, 'build'>, bytes: number): 'forwarded' | 'dropped' | 'engine-refuses' {
+  if (compareVersions(e.build.version, '26.1.0') < 0) return bytes < 1 << 20 ? 'forwarded' : 'dropped';
+  return bytes <= 4 << 20 ? 'forwarded' : 'engine-refuses';
+}
