@@ -1,10 +1,14 @@
 // End to end: what a client of the Docker API sees. Three throwaway engines
-// (test/lib/engine.ts) run side by side, one without any authz plugin, one
-// with the null plugin, one with userns-guard; rounds alternate between them
-// so drift in the machine's state hits all three alike.
+// (test/lib/engine.ts) of one build run side by side, one without any authz
+// plugin, one with the null plugin, one with userns-guard; rounds alternate
+// between them so drift in the machine's state hits all three alike. run.ts
+// does this on the system's engine and on the newest one (e2eBuilds()).
 
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import { engineSkipReason, startEngine, type Engine } from '../test/lib/engine.ts';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { engineBuilds, engineSkipReason, startEngine, systemBuild, type Engine, type EngineBuild } from '../test/lib/engine.ts';
 import { guardSpec, nullSpec, startPlugin, type Executables, type RunningPlugin } from './plugins.ts';
 import { summarize, type Summary } from './stats.ts';
 import type { RecordedCall } from './record-plugin.ts';
@@ -16,6 +20,8 @@ export interface E2eOptions {
   readonly recorded: readonly RecordedCall[];
   readonly executables: Executables;
   readonly progress: (msg: string) => void;
+  // Default: the system's engine.
+  readonly build?: EngineBuild;
 }
 
 export interface E2eSetup {
@@ -25,6 +31,8 @@ export interface E2eSetup {
 }
 
 export interface E2eResult {
+  // dockerd version the three engines ran.
+  readonly engine: string;
   readonly setups: E2eSetup[];
   readonly errors: number;
   readonly errorSamples: string[];
@@ -34,6 +42,13 @@ export interface E2eResult {
 
 export function e2eSkipReason(): string | null {
   return engineSkipReason();
+}
+
+/** The builds the end-to-end section runs on: the system's and the newest, oldest first. */
+export function e2eBuilds(): EngineBuild[] {
+  const all = engineBuilds();
+  const picked = [systemBuild() ?? all[0], all.at(-1)].filter((b): b is EngineBuild => b !== undefined);
+  return [...new Map(picked.map((b) => [b.version, b])).values()];
 }
 
 const API = '/v1.41';
@@ -56,17 +71,22 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
     errors++;
     if (errorSamples.length < 5) errorSamples.push(what);
   };
+  // The guarded engine's API socket, which the guard looks things up on.
+  const apiDir = mkdtempSync(join(tmpdir(), 'ug-bench-api-'));
+  const apiSocket = join(apiDir, 'engine.sock');
   try {
     const [nullPlugin, guard] = await Promise.all([
       startPlugin(nullSpec(opts.executables.node)),
-      startPlugin(guardSpec(opts.executables.guard)),
+      startPlugin(guardSpec(opts.executables.guard, ['--engine-socket', apiSocket])),
     ]);
     plugins.push(nullPlugin!, guard!);
-    opts.progress('e2e: starting three engines (none, null, userns-guard)');
+    const build = opts.build ?? systemBuild() ?? undefined;
+    const version = build?.version ?? 'unknown';
+    opts.progress(`e2e: starting three dockerd ${version} engines (none, null, userns-guard)`);
     const started = await Promise.allSettled([
-      startEngine(),
-      startEngine({ authzPlugins: [{ socket: nullPlugin!.socket }] }),
-      startEngine({ authzPlugins: [{ socket: guard!.socket }] }),
+      startEngine({ build }),
+      startEngine({ build, authzPlugins: [{ socket: nullPlugin!.socket }] }),
+      startEngine({ build, authzPlugins: [{ socket: guard!.socket }], apiSocket }),
     ]);
     for (const s of started) if (s.status === 'fulfilled') engines.push(s.value);
     for (const s of started) if (s.status === 'rejected') throw s.reason;
@@ -93,10 +113,11 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
         const t = targets[(r + i) % targets.length]!;
         await round(t, opts.listPerRound, opts.createPerRound, createBody, fail, true);
       }
-      opts.progress(`e2e: round ${r + 1}/${opts.rounds}`);
+      opts.progress(`e2e (dockerd ${version}): round ${r + 1}/${opts.rounds}`);
     }
     for (const t of targets) t.agent.destroy();
     return {
+      engine: version,
       setups: targets.map((t) => ({ name: t.name, list: summarize(t.list), create: summarize(t.create) })),
       errors,
       errorSamples,
@@ -105,6 +126,7 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
   } finally {
     await Promise.all(engines.map((e) => e.stop()));
     await Promise.all(plugins.map((p) => p.stop()));
+    rmSync(apiDir, { recursive: true, force: true });
   }
 }
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { kernelCheck, socketCheck, subIdCheck } from '../src/host/doctorChecks.ts';
-import { engineSkipReason, startEngine, type Engine } from './lib/engine.ts';
+import { buildsForTests, engineSkipReason, engineTitle, startEngine, type Engine } from './lib/engine.ts';
 import { makeTempDir, runBinary, startPlugin, type RunResult } from './lib/plugin.ts';
 import { skipUnless } from './lib/prereq.ts';
 
@@ -57,155 +57,159 @@ const ALL_CHECKS = [
   'engine.host-userns', 'engine.bind-sources',
 ];
 
-test('doctor against a real engine with the plugin', async (t) => {
-  if (skipUnless(t, engineSkipReason())) return;
-  const plugin = await startPlugin();
-  let engine: Engine | undefined;
-  // The engine first: stopping it lists containers through the plugin, and a
-  // gone plugin would make every such call wait out the engine's retries.
-  t.after(async () => {
-    await engine?.stop();
-    await plugin.stop();
-  });
-  engine = await startEngine({ authzPlugins: [{ socket: plugin.socket }], apiSocket: plugin.engineSocket });
-  const name = engine.pluginNames[0]!;
+for (const build of buildsForTests()) {
+  test(`doctor against a real engine with the plugin ${engineTitle(build)}`, async (t) => {
+    if (skipUnless(t, engineSkipReason(build))) return;
+    const plugin = await startPlugin();
+    let engine: Engine | undefined;
+    // The engine first: stopping it lists containers through the plugin, and a
+    // gone plugin would make every such call wait out the engine's retries.
+    t.after(async () => {
+      await engine?.stop();
+      await plugin.stop();
+    });
+    engine = await startEngine({ build, authzPlugins: [{ socket: plugin.socket }], apiSocket: plugin.engineSocket });
+    const name = engine.pluginNames[0]!;
 
-  const root = makeTempDir('ug-doctor-');
-  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
-  const goodDaemonJson = JSON.stringify({ 'userns-remap': 'default', 'authorization-plugins': [name], 'log-driver': 'json-file' });
-  const setUp = () => {
-    write(root, 'etc/docker/daemon.json', goodDaemonJson);
-    write(root, 'etc/subuid', 'alice:200000:65536\ndockremap:100000:65536\n');
+    const root = makeTempDir('ug-doctor-');
+    t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+    const goodDaemonJson = JSON.stringify({ 'userns-remap': 'default', 'authorization-plugins': [name], 'log-driver': 'json-file' });
+    const setUp = () => {
+      write(root, 'etc/docker/daemon.json', goodDaemonJson);
+      write(root, 'etc/subuid', 'alice:200000:65536\ndockremap:100000:65536\n');
+      write(root, 'etc/subgid', 'dockremap:100000:65536\n');
+      fs.chmodSync(plugin.socket, 0o600);
+    };
+    const args = ['--root', root, '--docker-host', engine.host, '--socket', plugin.socket, '--plugin-name', name];
+
+    await t.test('set up right: every check ok, exit 0, no container left', async () => {
+      setUp();
+      const before = await containerIds(engine);
+      const r = await doctorJson(args);
+      assert.equal(r.code, 0, r.stdout);
+      assert.equal(r.ok, true);
+      assert.deepEqual(r.checks.map((c) => c.id), ALL_CHECKS);
+      for (const c of r.checks) assert.equal(c.status, 'ok', `${c.id}: ${c.message}`);
+      assert.match(check(r, 'engine.probe').message, new RegExp(`authorization denied by plugin ${name}: `));
+      assert.deepEqual(await containerIds(engine), before);
+      // The refusal really came from the plugin, for a host-userns create.
+      const denials = plugin.records().filter((rec) => rec.decision === 'deny' && rec.rule === 'userns-host');
+      assert.ok(denials.length >= 1, plugin.stderr());
+
+      // The same verdicts as text: one line per check, no fix lines when all is well.
+      const text = await runDoctor(args);
+      assert.equal(text.code, 0, text.stdout);
+      const lines = text.stdout.trimEnd().split('\n');
+      assert.deepEqual(lines.slice(0, ALL_CHECKS.length).map((l) => /^ok {3}([\w.-]+): /.exec(l)?.[1]), ALL_CHECKS);
+      assert.match(lines.at(-1)!, /^15 checks: 15 ok, 0 warn, 0 FAIL$/);
+    });
+
+    await t.test('no userns-remap in daemon.json', async () => {
+      setUp();
+      write(root, 'etc/docker/daemon.json', JSON.stringify({ 'authorization-plugins': [name] }));
+      const r = await doctorJson(args);
+      assert.equal(r.code, 1);
+      assert.equal(r.ok, false);
+      assert.equal(status(r, 'daemon-json.userns-remap'), 'fail');
+      assert.match(check(r, 'daemon-json.userns-remap').fix, /"userns-remap": "default"/);
+      assert.equal(status(r, 'engine.probe'), 'ok');
+    });
+
+    await t.test('plugin missing from daemon.json', async () => {
+      setUp();
+      write(root, 'etc/docker/daemon.json', JSON.stringify({ 'userns-remap': 'default', 'authorization-plugins': ['something-else'] }));
+      const r = await doctorJson(args);
+      assert.equal(r.code, 1);
+      assert.equal(status(r, 'daemon-json.authorization-plugins'), 'fail');
+      assert.match(check(r, 'daemon-json.authorization-plugins').message, /something-else/);
+      assert.equal(status(r, 'daemon-json.userns-remap'), 'ok');
+    });
+
+    await t.test('daemon.json that does not parse', async () => {
+      setUp();
+      write(root, 'etc/docker/daemon.json', '{"userns-remap": "default",');
+      const r = await doctorJson(args);
+      assert.equal(r.code, 1);
+      assert.equal(status(r, 'daemon-json'), 'fail');
+      assert.match(check(r, 'daemon-json').message, /not valid JSON/);
+    });
+
+    await t.test('plugin socket with mode 0666', async () => {
+      setUp();
+      fs.chmodSync(plugin.socket, 0o666);
+      const r = await runDoctor(args);
+      assert.equal(r.code, 1);
+      assert.match(r.stdout, /^FAIL plugin\.socket: .*mode 0666, not 0600.*\n {5}fix: .*chmod 0600/m);
+      // The plugin behind it still answers: that is reported separately.
+      assert.match(r.stdout, /^ok {3}plugin\.activate: /m);
+      fs.chmodSync(plugin.socket, 0o600);
+    });
+
+    await t.test('no subordinate range for dockremap', async () => {
+      setUp();
+      write(root, 'etc/subuid', 'alice:100000:65536\n');
+      const r = await doctorJson(args);
+      assert.equal(r.code, 1);
+      assert.equal(status(r, 'subuid'), 'fail');
+      assert.equal(status(r, 'subgid'), 'ok');
+      // The fix names a block no one has.
+      assert.match(check(r, 'subuid').fix, /dockremap:165536:65536/);
+    });
+
+    await t.test("dockremap's range overlapping another user's", async () => {
+      setUp();
+      write(root, 'etc/subgid', 'dockremap:100000:65536\nstaff:150000:65536\n');
+      const r = await doctorJson(args);
+      assert.equal(r.code, 1);
+      assert.equal(status(r, 'subgid'), 'fail');
+      assert.match(check(r, 'subgid').message, /overlaps staff/);
+    });
+
+    await t.test('plugin socket missing', async () => {
+      setUp();
+      const r = await doctorJson([...args.slice(0, -4), '--socket', path.join(root, 'absent.sock'), '--plugin-name', name]);
+      assert.equal(r.code, 1);
+      assert.equal(status(r, 'plugin.socket'), 'fail');
+      assert.equal(r.checks.some((c) => c.id === 'plugin.activate'), false);
+    });
+  });
+}
+
+for (const build of buildsForTests()) {
+  test(`doctor against a real engine without the plugin ${engineTitle(build)}: the probe is not refused`, async (t) => {
+    if (skipUnless(t, engineSkipReason(build))) return;
+    const plugin = await startPlugin();
+    t.after(() => plugin.stop());
+    // The plugin runs and daemon.json names it, but this engine was started without it.
+    const engine = await startEngine({ build });
+    t.after(() => engine.stop());
+    const root = makeTempDir('ug-doctor-');
+    t.after(() => fs.rmSync(root, { recursive: true, force: true }));
+    write(root, 'etc/docker/daemon.json', JSON.stringify({ 'userns-remap': 'default', 'authorization-plugins': ['userns-guard'] }));
+    write(root, 'etc/subuid', 'dockremap:100000:65536\n');
     write(root, 'etc/subgid', 'dockremap:100000:65536\n');
-    fs.chmodSync(plugin.socket, 0o600);
-  };
-  const args = ['--root', root, '--docker-host', engine.host, '--socket', plugin.socket, '--plugin-name', name];
-
-  await t.test('set up right: every check ok, exit 0, no container left', async () => {
-    setUp();
+    const args = ['--root', root, '--docker-host', engine.host, '--socket', plugin.socket];
     const before = await containerIds(engine);
-    const r = await doctorJson(args);
-    assert.equal(r.code, 0, r.stdout);
-    assert.equal(r.ok, true);
-    assert.deepEqual(r.checks.map((c) => c.id), ALL_CHECKS);
-    for (const c of r.checks) assert.equal(c.status, 'ok', `${c.id}: ${c.message}`);
-    assert.match(check(r, 'engine.probe').message, new RegExp(`authorization denied by plugin ${name}: `));
-    assert.deepEqual(await containerIds(engine), before);
-    // The refusal really came from the plugin, for a host-userns create.
-    const denials = plugin.records().filter((rec) => rec.decision === 'deny' && rec.rule === 'userns-host');
-    assert.ok(denials.length >= 1, plugin.stderr());
 
-    // The same verdicts as text: one line per check, no fix lines when all is well.
-    const text = await runDoctor(args);
-    assert.equal(text.code, 0, text.stdout);
-    const lines = text.stdout.trimEnd().split('\n');
-    assert.deepEqual(lines.slice(0, ALL_CHECKS.length).map((l) => /^ok {3}([\w.-]+): /.exec(l)?.[1]), ALL_CHECKS);
-    assert.match(lines.at(-1)!, /^15 checks: 15 ok, 0 warn, 0 FAIL$/);
+    await t.test('with a probe image that does not exist', async () => {
+      const r = await doctorJson(args);
+      assert.equal(r.code, 1);
+      assert.equal(status(r, 'engine.userns'), 'ok');
+      assert.equal(status(r, 'engine.authz'), 'fail');
+      assert.equal(status(r, 'engine.probe'), 'fail');
+      assert.match(check(r, 'engine.probe').message, /^THE ENGINE ACCEPTED A CREATE IN THE HOST USER NAMESPACE/);
+      assert.deepEqual(await containerIds(engine), before);
+    });
+
+    await t.test('with an image that exists: the created container is removed', async () => {
+      const r = await runDoctor([...args, '--probe-image', engine.image]);
+      assert.equal(r.code, 1);
+      assert.match(r.stdout, /^FAIL engine\.probe: THE ENGINE CREATED A CONTAINER IN THE HOST USER NAMESPACE: .*removed it again/m);
+      assert.deepEqual(await containerIds(engine), before);
+      assert.deepEqual(await engine.hostUsernsContainers(), []);
+    });
   });
-
-  await t.test('no userns-remap in daemon.json', async () => {
-    setUp();
-    write(root, 'etc/docker/daemon.json', JSON.stringify({ 'authorization-plugins': [name] }));
-    const r = await doctorJson(args);
-    assert.equal(r.code, 1);
-    assert.equal(r.ok, false);
-    assert.equal(status(r, 'daemon-json.userns-remap'), 'fail');
-    assert.match(check(r, 'daemon-json.userns-remap').fix, /"userns-remap": "default"/);
-    assert.equal(status(r, 'engine.probe'), 'ok');
-  });
-
-  await t.test('plugin missing from daemon.json', async () => {
-    setUp();
-    write(root, 'etc/docker/daemon.json', JSON.stringify({ 'userns-remap': 'default', 'authorization-plugins': ['something-else'] }));
-    const r = await doctorJson(args);
-    assert.equal(r.code, 1);
-    assert.equal(status(r, 'daemon-json.authorization-plugins'), 'fail');
-    assert.match(check(r, 'daemon-json.authorization-plugins').message, /something-else/);
-    assert.equal(status(r, 'daemon-json.userns-remap'), 'ok');
-  });
-
-  await t.test('daemon.json that does not parse', async () => {
-    setUp();
-    write(root, 'etc/docker/daemon.json', '{"userns-remap": "default",');
-    const r = await doctorJson(args);
-    assert.equal(r.code, 1);
-    assert.equal(status(r, 'daemon-json'), 'fail');
-    assert.match(check(r, 'daemon-json').message, /not valid JSON/);
-  });
-
-  await t.test('plugin socket with mode 0666', async () => {
-    setUp();
-    fs.chmodSync(plugin.socket, 0o666);
-    const r = await runDoctor(args);
-    assert.equal(r.code, 1);
-    assert.match(r.stdout, /^FAIL plugin\.socket: .*mode 0666, not 0600.*\n {5}fix: .*chmod 0600/m);
-    // The plugin behind it still answers: that is reported separately.
-    assert.match(r.stdout, /^ok {3}plugin\.activate: /m);
-    fs.chmodSync(plugin.socket, 0o600);
-  });
-
-  await t.test('no subordinate range for dockremap', async () => {
-    setUp();
-    write(root, 'etc/subuid', 'alice:100000:65536\n');
-    const r = await doctorJson(args);
-    assert.equal(r.code, 1);
-    assert.equal(status(r, 'subuid'), 'fail');
-    assert.equal(status(r, 'subgid'), 'ok');
-    // The fix names a block no one has.
-    assert.match(check(r, 'subuid').fix, /dockremap:165536:65536/);
-  });
-
-  await t.test("dockremap's range overlapping another user's", async () => {
-    setUp();
-    write(root, 'etc/subgid', 'dockremap:100000:65536\nstaff:150000:65536\n');
-    const r = await doctorJson(args);
-    assert.equal(r.code, 1);
-    assert.equal(status(r, 'subgid'), 'fail');
-    assert.match(check(r, 'subgid').message, /overlaps staff/);
-  });
-
-  await t.test('plugin socket missing', async () => {
-    setUp();
-    const r = await doctorJson([...args.slice(0, -4), '--socket', path.join(root, 'absent.sock'), '--plugin-name', name]);
-    assert.equal(r.code, 1);
-    assert.equal(status(r, 'plugin.socket'), 'fail');
-    assert.equal(r.checks.some((c) => c.id === 'plugin.activate'), false);
-  });
-});
-
-test('doctor against a real engine without the plugin: the probe is not refused', async (t) => {
-  if (skipUnless(t, engineSkipReason())) return;
-  const plugin = await startPlugin();
-  t.after(() => plugin.stop());
-  // The plugin runs and daemon.json names it, but this engine was started without it.
-  const engine = await startEngine();
-  t.after(() => engine.stop());
-  const root = makeTempDir('ug-doctor-');
-  t.after(() => fs.rmSync(root, { recursive: true, force: true }));
-  write(root, 'etc/docker/daemon.json', JSON.stringify({ 'userns-remap': 'default', 'authorization-plugins': ['userns-guard'] }));
-  write(root, 'etc/subuid', 'dockremap:100000:65536\n');
-  write(root, 'etc/subgid', 'dockremap:100000:65536\n');
-  const args = ['--root', root, '--docker-host', engine.host, '--socket', plugin.socket];
-  const before = await containerIds(engine);
-
-  await t.test('with a probe image that does not exist', async () => {
-    const r = await doctorJson(args);
-    assert.equal(r.code, 1);
-    assert.equal(status(r, 'engine.userns'), 'ok');
-    assert.equal(status(r, 'engine.authz'), 'fail');
-    assert.equal(status(r, 'engine.probe'), 'fail');
-    assert.match(check(r, 'engine.probe').message, /^THE ENGINE ACCEPTED A CREATE IN THE HOST USER NAMESPACE/);
-    assert.deepEqual(await containerIds(engine), before);
-  });
-
-  await t.test('with an image that exists: the created container is removed', async () => {
-    const r = await runDoctor([...args, '--probe-image', engine.image]);
-    assert.equal(r.code, 1);
-    assert.match(r.stdout, /^FAIL engine\.probe: THE ENGINE CREATED A CONTAINER IN THE HOST USER NAMESPACE: .*removed it again/m);
-    assert.deepEqual(await containerIds(engine), before);
-    assert.deepEqual(await engine.hostUsernsContainers(), []);
-  });
-});
+}
 
 test('doctor with no engine at the address', async (t) => {
   const root = makeTempDir('ug-doctor-');

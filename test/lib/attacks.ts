@@ -147,8 +147,9 @@ export const ATTACKS: readonly Attack[] = [
   hostCreate('trailing-bracket', 'trailing-data', 'a stray ] after the object', `${HOST_BODY}]`, denied('body-not-json')),
 
   // 5. Bodies the engine does not forward to plugins, or forwards under an odd type.
-  hostCreate('over-limit-whitespace', 'body-not-forwarded', 'over 1 MiB of leading white space', `${PAD}${HOST_BODY}`, denied('body-not-visible')),
-  hostCreate('over-limit-label', 'body-not-forwarded', 'over 1 MiB in a label value', createBody(`"Labels":{"pad":"${'x'.repeat(ENGINE_FORWARD_LIMIT)}"},"HostConfig":{"UsernsMode":"host"}`), denied('body-not-visible')),
+  // 20.10 does not forward these; 26.1 and 28.5 forward bodies up to 4 MiB.
+  hostCreate('over-limit-whitespace', 'body-not-forwarded', 'over 1 MiB of leading white space', `${PAD}${HOST_BODY}`, denied('body-not-visible', 'userns-host')),
+  hostCreate('over-limit-label', 'body-not-forwarded', 'over 1 MiB in a label value', createBody(`"Labels":{"pad":"${'x'.repeat(ENGINE_FORWARD_LIMIT)}"},"HostConfig":{"UsernsMode":"host"}`), denied('body-not-visible', 'userns-host')),
   attack({
     name: 'chunked-create', class: 'body-not-forwarded', what: 'chunked transfer encoding, no Content-Length',
     target: CREATE, body: HOST_BODY, chunked: true, bare: 'host-userns-container',
@@ -203,7 +204,7 @@ export const ATTACKS: readonly Attack[] = [
     chunked: true, raw: true, headers: { ...JSON_TYPE, 'Content-Length': '2' }, body: '{"UsernsMode":"host"}',
   }, denied('legacy-start-body', 'userns-host')),
   legacyStart('start-query-auth', 'query ending in /auth', { target: '/v1.23/containers/{container}/start?x=/auth', body: '{"UsernsMode":"host"}' }, denied('legacy-start-body', 'userns-host')),
-  legacyStart('start-over-limit', 'over 1 MiB of leading white space', { body: `${PAD}{"UsernsMode":"host"}` }, denied('legacy-start-body')),
+  legacyStart('start-over-limit', 'over 1 MiB of leading white space', { body: `${PAD}{"UsernsMode":"host"}` }, denied('legacy-start-body', 'userns-host')),
   legacyStart('start-trailing', 'garbage after the object', { body: '{"UsernsMode":"host"} garbage' }, denied('legacy-start-body')),
 
   // 8. Managed plugins run as root in the host user namespace.

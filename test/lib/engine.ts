@@ -1,7 +1,12 @@
-// Test harness that runs a real, throwaway Docker engine (dockerd 20.10 with
+// Test harness that runs a real, throwaway Docker engine (with
 // --userns-remap=default) so authorization behaviour can be checked end to end
 // instead of against a mocked engine. Everything the engine writes lives in one
 // temp dir, which stop() (or the process-exit safety net) tears down.
+//
+// Engines: the system's (Debian bookworm's dockerd 20.10) and the newer builds
+// .ci/fetch-engines unpacks from Debian's archive (trixie's 26.1, sid's 28.5),
+// each with its own docker CLI. engineBuilds() lists them; a test that names
+// no engine runs on every one, with engineTitle() in its title.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -19,6 +24,10 @@ const DOCKERD = '/usr/sbin/dockerd';
 // /usr/local/bin/docker on this machine is a newer client; pin the one that
 // matches the 20.10 engine so API version negotiation is never a variable.
 const DOCKER = '/usr/bin/docker';
+// Where .ci/fetch-engines unpacks the newer engines and the CLI plugins.
+export const ENGINE_CACHE = process.env.USERNS_GUARD_ENGINE_CACHE ?? '/var/cache/userns-guard-ci';
+// Every test run covers these; under CI=true a missing one is a failure.
+export const EXPECTED_ENGINES = ['20.10.24', '26.1.5', '28.5.2'] as const;
 const BUSYBOX = '/bin/busybox';
 const PLUGIN_SPEC_DIR = '/etc/docker/plugins';
 const IMAGE = 'ugbox:latest';
@@ -29,12 +38,20 @@ const APPLETS = [
 // A fixed PATH keeps dockerd from picking up stray containerd/runc builds.
 const SYSTEM_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 
+export interface EngineBuild {
+  readonly version: string; // e.g. '28.5.2'
+  readonly dockerd: string; // the daemon binary
+  readonly docker: string;  // a docker CLI that works with it (its own version)
+  readonly path: string;    // PATH for dockerd: its own containerd, shim, docker-init, docker-proxy first
+}
+
 export interface AuthzPlugin {
   socket: string; // unix socket the plugin listens on
   name?: string;  // defaults to a unique name, so concurrent engines never share a spec file
 }
 
 export interface EngineOptions {
+  build?: EngineBuild; // default: the system's dockerd (bookworm's 20.10)
   authzPlugins?: AuthzPlugin[];
   // Where the engine serves its API; by default in its temp dir. A plugin
   // that looks things up on the engine is told this path before the engine
@@ -66,8 +83,11 @@ export interface Engine {
   pid: number;           // dockerd pid
   pluginNames: string[]; // names passed to --authorization-plugin, in order
   logFile: string;       // dockerd (and its containerd) output
-  /** Runs /usr/bin/docker against this engine. Rejects on timeout (default 60 s). */
-  docker(args: string[], opts?: { input?: string; timeoutMs?: number }): Promise<CommandResult>;
+  readonly build: EngineBuild;
+  apiVersion: string;    // the engine's own (maximum) API version, from GET /version
+  minApiVersion: string; // the oldest API version the engine accepts
+  /** Runs the build's docker CLI (with the compose and buildx plugins) against this engine. Rejects on timeout (default 60 s). */
+  docker(args: string[], opts?: { input?: string; timeoutMs?: number; cwd?: string; env?: Record<string, string> }): Promise<CommandResult>;
   /** HTTP over the engine socket via node:http. */
   request(method: string, path: string, opts?: RequestOptions): Promise<HttpResult>;
   /** Writes raw bytes on a fresh connection and returns all that is read until close or timeout (default 5 s). */
@@ -81,13 +101,106 @@ export interface Engine {
 }
 
 // ---------------------------------------------------------------------------
+// Builds
+
+let systemBuildCache: EngineBuild | null | undefined;
+
+/** The system's engine (bookworm's docker.io), or null when it is not installed. */
+export function systemBuild(): EngineBuild | null {
+  if (systemBuildCache !== undefined) return systemBuildCache;
+  systemBuildCache = null;
+  if (existsSync(DOCKERD) && existsSync(DOCKER)) {
+    const r = spawnSync(DOCKERD, ['--version'], { encoding: 'utf8' });
+    const version = /version (\d+\.\d+\.\d+)/.exec(r.stdout ?? '')?.[1];
+    if (version !== undefined) systemBuildCache = { version, dockerd: DOCKERD, docker: DOCKER, path: SYSTEM_PATH };
+  }
+  return systemBuildCache;
+}
+
+function cachedBuilds(): EngineBuild[] {
+  let names: string[];
+  try {
+    names = readdirSync(ENGINE_CACHE).filter((n) => n.startsWith('dockerd-'));
+  } catch {
+    return [];
+  }
+  const builds: EngineBuild[] = [];
+  for (const n of names) {
+    const dir = join(ENGINE_CACHE, n);
+    if (!existsSync(join(dir, '.complete'))) continue;
+    const m = JSON.parse(readFileSync(join(dir, 'engine.json'), 'utf8')) as EngineBuild;
+    if (existsSync(m.dockerd) && existsSync(m.docker)) {
+      builds.push({ version: m.version, dockerd: m.dockerd, docker: m.docker, path: m.path });
+    }
+  }
+  return builds;
+}
+
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/**
+ * Every engine this machine can run, oldest first: the system's and those
+ * .ci/fetch-engines unpacked. Under CI=true, throws if one of
+ * EXPECTED_ENGINES is missing, so a run never covers fewer engines silently.
+ */
+export function engineBuilds(): EngineBuild[] {
+  const byVersion = new Map<string, EngineBuild>();
+  const sys = systemBuild();
+  if (sys !== null) byVersion.set(sys.version, sys);
+  for (const b of cachedBuilds()) if (!byVersion.has(b.version)) byVersion.set(b.version, b);
+  const builds = [...byVersion.values()].sort((a, b) => compareVersions(a.version, b.version));
+  if (process.env.CI === 'true') {
+    const missing = EXPECTED_ENGINES.filter((v) => !byVersion.has(v));
+    if (missing.length > 0) {
+      throw new Error(`CI=true but dockerd ${missing.join(', ')} missing (found: ${builds.map((b) => b.version).join(', ') || 'none'}); run .ci/fetch-engines`);
+    }
+  }
+  return builds;
+}
+
+/** '[dockerd 28.5.2]': goes into the title of every test that runs on an engine. */
+export function engineTitle(b: EngineBuild): string {
+  return `[dockerd ${b.version}]`;
+}
+
+/** The newest engine this machine has (the benchmark's default). */
+export function newestBuild(): EngineBuild | undefined {
+  return engineBuilds().at(-1);
+}
+
+/**
+ * The builds a test loops over: engineBuilds() (so under CI=true a missing
+ * engine fails the file), or, when this machine has none, the system's paths
+ * so the test still shows up and skips with engineSkipReason()'s reason.
+ */
+export function buildsForTests(): EngineBuild[] {
+  const builds = engineBuilds();
+  return builds.length > 0 ? builds : [{ version: 'none', dockerd: DOCKERD, docker: DOCKER, path: SYSTEM_PATH }];
+}
+
+/** The directory of compose and buildx CLI plugins, or null when not fetched. */
+export function cliPluginsDir(): string | null {
+  const dir = join(ENGINE_CACHE, 'cli-plugins');
+  return existsSync(join(dir, '.complete')) ? dir : null;
+}
+
+// ---------------------------------------------------------------------------
 // Skipping
 
-/** null when this machine can run an engine, otherwise why not. */
-export function engineSkipReason(): string | null {
+/** null when this machine can run an engine (of that build), otherwise why not. */
+export function engineSkipReason(build?: EngineBuild): string | null {
   if (process.platform !== 'linux') return 'real engine tests need Linux';
   if (process.getuid?.() !== 0) return 'real engine tests need root';
-  for (const bin of [DOCKERD, DOCKER, BUSYBOX]) {
+  const b = build ?? systemBuild();
+  for (const bin of [b?.dockerd ?? DOCKERD, b?.docker ?? DOCKER, BUSYBOX]) {
     if (!existsSync(bin)) return `real engine tests need ${bin}`;
   }
   return null;
@@ -97,8 +210,8 @@ export function engineSkipReason(): string | null {
  * Returns true when the test may go on. Otherwise skips it, except under CI,
  * where a silently skipped engine test would hide a broken runner: then it throws.
  */
-export function requireEngineOrSkip(t: TestContext): boolean {
-  const reason = engineSkipReason();
+export function requireEngineOrSkip(t: TestContext, build?: EngineBuild): boolean {
+  const reason = engineSkipReason(build);
   if (reason === null) return true;
   if (process.env.CI === 'true') throw new Error(`CI=true but ${reason}`);
   t.skip(reason);
@@ -120,8 +233,9 @@ interface Tracked {
 const live = new Map<string, Tracked>();
 
 export async function startEngine(opts: EngineOptions = {}): Promise<Engine> {
-  const reason = engineSkipReason();
+  const reason = engineSkipReason(opts.build);
   if (reason !== null) throw new Error(reason);
+  const build = opts.build ?? systemBuild()!;
   ensureDockremap();
   installExitNet();
 
@@ -139,14 +253,19 @@ export async function startEngine(opts: EngineOptions = {}): Promise<Engine> {
   try {
     writePluginSpecs(plugins);
     writeFileSync(join(dir, 'daemon.json'), '{}\n');
-    const child = spawnDockerd(dir, socket, logFile, plugins.map((p) => p.name), opts.extraArgs ?? []);
+    const child = spawnDockerd(build, dir, socket, logFile, plugins.map((p) => p.name), opts.extraArgs ?? []);
     tracked.pid = child.pid!;
     tracked.exited = new Promise((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) resolve();
       else child.once('exit', () => resolve());
     });
-    const engine = makeEngine({ dir, socket, logFile, pid: tracked.pid, pluginNames: plugins.map((p) => p.name) });
+    const engine = makeEngine({ dir, socket, logFile, pid: tracked.pid, pluginNames: plugins.map((p) => p.name), build });
     await waitForPing(engine);
+    const version = await engine.request('GET', '/version');
+    if (version.status !== 200) throw new Error(`GET /version: ${version.status} ${version.body}`);
+    const v = JSON.parse(version.body) as { ApiVersion: string; MinAPIVersion: string };
+    engine.apiVersion = v.ApiVersion;
+    engine.minApiVersion = v.MinAPIVersion;
     await importBusybox(engine);
     return engine;
   } catch (err) {
@@ -184,7 +303,7 @@ function writePluginSpecs(plugins: { name: string; socket: string }[]): void {
   for (const p of plugins) writeFileSync(specPath(p.name), `unix://${p.socket}\n`);
 }
 
-function spawnDockerd(dir: string, socket: string, logFile: string, pluginNames: string[], extraArgs: string[]): ChildProcess {
+function spawnDockerd(build: EngineBuild, dir: string, socket: string, logFile: string, pluginNames: string[], extraArgs: string[]): ChildProcess {
   const args = [
     '--config-file', join(dir, 'daemon.json'), // ignore the host's /etc/docker/daemon.json
     '--data-root', join(dir, 'data'),
@@ -199,11 +318,11 @@ function spawnDockerd(dir: string, socket: string, logFile: string, pluginNames:
   ];
   const log = openSync(logFile, 'a');
   try {
-    const child = spawn(DOCKERD, args, {
+    const child = spawn(build.dockerd, args, {
       stdio: ['ignore', log, log],
-      env: { ...process.env, PATH: SYSTEM_PATH },
+      env: { ...process.env, PATH: build.path },
     });
-    if (child.pid === undefined) throw new Error(`could not spawn ${DOCKERD}`);
+    if (child.pid === undefined) throw new Error(`could not spawn ${build.dockerd}`);
     // A test that forgets stop() must not hang the runner; the exit net reaps it.
     child.unref();
     return child;
@@ -245,13 +364,16 @@ async function importBusybox(engine: Engine): Promise<void> {
 // ---------------------------------------------------------------------------
 // Engine handle
 
-function makeEngine(base: { dir: string; socket: string; logFile: string; pid: number; pluginNames: string[] }): Engine {
+function makeEngine(base: { dir: string; socket: string; logFile: string; pid: number; pluginNames: string[]; build: EngineBuild }): Engine {
   let stopping: Promise<void> | undefined;
+  const clientConfig = makeClientConfig(base.dir);
   const engine: Engine = {
     ...base,
     host: `unix://${base.socket}`,
     image: IMAGE,
-    docker: (args, opts) => runDocker(base.dir, `unix://${base.socket}`, args, opts),
+    apiVersion: '',
+    minApiVersion: '',
+    docker: (args, opts) => runDocker(base.build.docker, clientConfig, `unix://${base.socket}`, args, opts),
     request: (method, path, opts) => httpRequest(base.socket, method, path, opts),
     raw: (bytes, timeoutMs) => rawExchange(base.socket, bytes, timeoutMs),
     inspectAll: () => inspectAll(engine),
@@ -268,13 +390,25 @@ function makeEngine(base: { dir: string; socket: string; logFile: string; pid: n
   return engine;
 }
 
-function runDocker(dir: string, host: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<CommandResult> {
+// Own DOCKER_CONFIG so the user's contexts/credential helpers never apply;
+// its cli-plugins/ holds compose and buildx when .ci/fetch-engines got them.
+function makeClientConfig(dir: string): string {
+  const config = join(dir, 'client-config');
+  mkdirSync(config, { recursive: true });
+  const plugins = cliPluginsDir();
+  if (plugins !== null) {
+    mkdirSync(join(config, 'cli-plugins'));
+    for (const p of ['docker-compose', 'docker-buildx']) symlinkSync(join(plugins, p), join(config, 'cli-plugins', p));
+  }
+  return config;
+}
+
+function runDocker(docker: string, config: string, host: string, args: string[], opts: { input?: string; timeoutMs?: number; cwd?: string; env?: Record<string, string> } = {}): Promise<CommandResult> {
   const timeoutMs = opts.timeoutMs ?? 60_000;
-  // Own DOCKER_CONFIG so the user's contexts/credential helpers never apply.
-  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: host, DOCKER_CONFIG: join(dir, 'client-config') };
+  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: host, DOCKER_CONFIG: config, ...opts.env };
   delete env.DOCKER_CONTEXT;
   return new Promise((resolve, reject) => {
-    const child = spawn(DOCKER, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(docker, args, { env, stdio: ['pipe', 'pipe', 'pipe'], ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }) });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
