@@ -171,7 +171,7 @@ export function engineTitle(b: EngineBuild): string {
   return `[dockerd ${b.version}]`;
 }
 
-/** The newest engine this machine has (the benchmark's default). */
+/** The newest engine this machine has. */
 export function newestBuild(): EngineBuild | undefined {
   return engineBuilds().at(-1);
 }
