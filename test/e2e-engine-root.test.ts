@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { buildsForTests, engineSkipReason, engineTitle, startEngine, type Engine, type EngineBuild } from './lib/engine.ts';
 import { compareApiVersions } from '../src/engine/routes.ts';
-import { BINARY, makeTempDir, startPlugin, type PluginProcess } from './lib/plugin.ts';
+import { BINARY, makeTempDir, runBinary, startPlugin, type PluginProcess } from './lib/plugin.ts';
 import { skipUnless } from './lib/prereq.ts';
 
 const HOST_UID_MAP = /^\s*0\s+0\s+4294967295\s*$/m;
@@ -409,7 +409,56 @@ function lookupSuite(build: EngineBuild): void {
   });
 }
 
+// Containers made on the same data root by the engine before userns-guard
+// was loaded; the engine restarted with it brings `always` ones back by itself.
+function madeBeforeSuite(build: EngineBuild): void {
+  test(`containers made before userns-guard: the engine restarts them, nobody can use them ${engineTitle(build)}`, { timeout: 180_000 }, async (t) => {
+    if (skipUnless(t, engineSkipReason(build))) return;
+    if (skipUnless(t, existsSync(BINARY) ? null : `${BINARY} is missing: run npm run build`)) return;
+    const engine = await startEngine({ build });
+    const guard = await startPlugin({ args: ['--engine-socket', engine.socket] });
+    guards.set(engine, () => guard);
+    t.after(async () => {
+      await engine.stop();
+      await guard.stop();
+    });
+    const img = engine.image;
+    const id = await ok(engine, ['run', '-d', '--name', 'before-hu', '--userns=host', '--restart', 'always', img, 'sleep', '600']);
+    await ok(engine, ['create', '--name', 'before-stopped', '--userns=host', img, 'sleep', '600']);
+    assert.match(await ok(engine, ['exec', 'before-hu', 'cat', '/proc/self/uid_map']), HOST_UID_MAP, 'without the plugin, exec is host root');
+
+    await engine.restart({ authzPlugins: [{ socket: guard.socket }] });
+    // The engine brought it back with no API call.
+    const deadline = Date.now() + 20_000;
+    while (JSON.parse(await ok(engine, ['inspect', 'before-hu']))[0].State.Running !== true) {
+      assert.ok(Date.now() < deadline, 'the engine did not restart before-hu');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const out = await refused(engine, ['exec', 'before-hu', 'cat', '/proc/self/uid_map'], 'host-userns-container');
+    assert.doesNotMatch(out, HOST_UID_MAP);
+    await refused(engine, ['start', 'before-stopped'], 'host-userns-container');
+    assert.equal(JSON.parse(await ok(engine, ['inspect', 'before-stopped']))[0].State.Running, false);
+    const denial = guard.records().find((r) => r.rule === 'host-userns-container' && r.decision === 'deny');
+    assert.equal(denial?.container, id);
+    assert.equal(denial?.detail, 'UsernsMode=host');
+
+    // doctor names them, with their restart policy and the command to remove them.
+    const doctor = await runBinary(['doctor', '--json', '--docker-host', engine.host, '--socket', guard.socket, '--plugin-name', engine.pluginNames[0]!]);
+    const checks = JSON.parse(doctor.stdout).checks as { id: string; status: string; message: string; fix: string }[];
+    const hostCheck = checks.find((c) => c.id === 'engine.host-userns')!;
+    assert.equal(hostCheck.status, 'warn');
+    assert.match(hostCheck.message, new RegExp(`before-hu \\(${id.slice(0, 12)}, restart always\\)`));
+    assert.match(hostCheck.message, /before-stopped \([0-9a-f]{12}, restart no\)/);
+    assert.match(hostCheck.fix, /^docker rm -f [0-9a-f]{12} [0-9a-f]{12}$/);
+    assert.equal(checks.find((c) => c.id === 'plugin.lookups')?.status, 'ok');
+
+    await ok(engine, ['rm', '-f', 'before-hu', 'before-stopped']);
+    assert.deepEqual(await engine.hostUsernsContainers(), []);
+  });
+}
+
 for (const build of buildsForTests()) {
   engineRootSuite(build);
   lookupSuite(build);
+  madeBeforeSuite(build);
 }

@@ -96,6 +96,12 @@ export interface Engine {
   inspectAll(): Promise<any[]>;
   /** Names (without the leading '/') of containers with HostConfig.UsernsMode === 'host'. */
   hostUsernsContainers(): Promise<string[]>;
+  /**
+   * Stops dockerd (SIGTERM) and starts it again on the same data root and
+   * socket, with these authorization plugins instead: containers stay, and
+   * the engine restarts those with a restart policy by itself, as at boot.
+   */
+  restart(opts?: { authzPlugins?: AuthzPlugin[] }): Promise<void>;
   /** Idempotent full teardown; see stopEngine(). */
   stop(): Promise<void>;
 }
@@ -259,7 +265,7 @@ export async function startEngine(opts: EngineOptions = {}): Promise<Engine> {
       if (child.exitCode !== null || child.signalCode !== null) resolve();
       else child.once('exit', () => resolve());
     });
-    const engine = makeEngine({ dir, socket, logFile, pid: tracked.pid, pluginNames: plugins.map((p) => p.name), build });
+    const engine = makeEngine({ dir, socket, logFile, pid: tracked.pid, pluginNames: plugins.map((p) => p.name), build, extraArgs: opts.extraArgs ?? [] });
     await waitForPing(engine);
     const version = await engine.request('GET', '/version');
     if (version.status !== 200) throw new Error(`GET /version: ${version.status} ${version.body}`);
@@ -364,7 +370,7 @@ async function importBusybox(engine: Engine): Promise<void> {
 // ---------------------------------------------------------------------------
 // Engine handle
 
-function makeEngine(base: { dir: string; socket: string; logFile: string; pid: number; pluginNames: string[]; build: EngineBuild }): Engine {
+function makeEngine(base: { dir: string; socket: string; logFile: string; pid: number; pluginNames: string[]; build: EngineBuild; extraArgs: string[] }): Engine {
   let stopping: Promise<void> | undefined;
   const clientConfig = makeClientConfig(base.dir);
   const engine: Engine = {
@@ -381,6 +387,7 @@ function makeEngine(base: { dir: string; socket: string; logFile: string; pid: n
       (await inspectAll(engine))
         .filter((c) => c.HostConfig?.UsernsMode === 'host')
         .map((c) => String(c.Name).replace(/^\//, '')),
+    restart: (opts = {}) => restartEngine(engine, base.extraArgs, opts.authzPlugins ?? []),
     stop: () => {
       const tracked = live.get(base.dir);
       stopping ??= tracked ? stopEngine(tracked, engine) : Promise.resolve();
@@ -388,6 +395,31 @@ function makeEngine(base: { dir: string; socket: string; logFile: string; pid: n
     },
   };
   return engine;
+}
+
+async function restartEngine(engine: Engine, extraArgs: string[], authzPlugins: AuthzPlugin[]): Promise<void> {
+  const tracked = live.get(engine.dir);
+  if (tracked === undefined) throw new Error('the engine was stopped');
+  await terminate(tracked.pid, 10_000);
+  await waitReaped(tracked, 5_000);
+  // 20.10's containerd can outlive dockerd for a while and keep its socket;
+  // a new dockerd then times out starting its own. Containers stop with the
+  // engine anyway, and it restarts those with a restart policy.
+  const deadline = Date.now() + 5_000;
+  while (ownedPids(engine.dir).length > 0 && Date.now() < deadline) await sleep(100);
+  killLeftovers(engine.dir);
+  const plugins = authzPlugins.map((p) => ({ socket: p.socket, name: p.name ?? `userns-guard-test-${randomBytes(6).toString('hex')}` }));
+  writePluginSpecs(plugins);
+  tracked.specFiles.push(...plugins.map((p) => specPath(p.name)));
+  const child = spawnDockerd(engine.build, engine.dir, engine.socket, engine.logFile, plugins.map((p) => p.name), extraArgs);
+  tracked.pid = child.pid!;
+  tracked.exited = new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  engine.pid = tracked.pid;
+  engine.pluginNames = plugins.map((p) => p.name);
+  await waitForPing(engine);
 }
 
 // Own DOCKER_CONFIG so the user's contexts/credential helpers never apply;
@@ -541,6 +573,11 @@ function reap(tracked: Tracked): void {
 // containerd and its shims name the temp dir on their command line; the
 // container init processes are the shims' children and do not, so take those
 // too. Killing a container's pid-namespace init kills the whole container.
+// Processes (containerd, shims) naming the temp dir on their command line.
+function ownedPids(dir: string): number[] {
+  return listPids().filter((pid) => pid !== process.pid && readProc(pid, 'cmdline')?.includes(`${dir}/`));
+}
+
 function killLeftovers(dir: string): void {
   const marker = `${dir}/`;
   const owned = new Set<number>();
