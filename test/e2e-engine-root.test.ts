@@ -322,6 +322,26 @@ function engineRootSuite(build: EngineBuild): void {
       await ok(guarded, ['run', '--rm', '-v', `${join(shared, 'one')}:/d`, img, 'true']);
       await refused(guarded, ['run', '--rm', '-v', `${join(shared, 'two', 'levels')}:/d`, img, 'true'], 'bind-source-creation');
 
+      // HostConfig.Mounts binds with CreateMountpoint (API 1.44, what compose
+      // v2 sends for short-syntax binds): the same, on engines that know it.
+      if (compareApiVersions(guarded.apiVersion, '1.44') >= 0) {
+        const mountBody = (source: string) => JSON.stringify({
+          Image: img, Cmd: ['true'],
+          HostConfig: { NetworkMode: 'none', Mounts: [{ Type: 'bind', Source: source, Target: '/d', BindOptions: { CreateMountpoint: true } }] },
+        });
+        const bareSource = join(w.rootOnly, `bare-cm-${uniq}`, 'sub');
+        const made = await bare.request('POST', '/v1.44/containers/create', { headers: { 'Content-Type': 'application/json' }, body: mountBody(bareSource) });
+        assert.equal(made.status, 201, made.body);
+        const bareStart = await bare.request('POST', `/v1.44/containers/${JSON.parse(made.body).Id}/start`);
+        assert.equal(bareStart.status, 204, bareStart.body);
+        assert.equal(statSync(bareSource).uid, REMAPPED_UID, 'the bare engine created it as the remapped root');
+        const guardedSource = join(w.rootOnly, `cm-${uniq}`, 'sub');
+        const refusedCreate = await guarded.request('POST', '/v1.44/containers/create', { headers: { 'Content-Type': 'application/json' }, body: mountBody(guardedSource) });
+        assert.equal(refusedCreate.status, 403, refusedCreate.body);
+        assert.match(refusedCreate.body, /CreateMountpoint/);
+        assert.equal(existsSync(join(w.rootOnly, `cm-${uniq}`)), false);
+      }
+
       // Created while its source existed, started after it was removed.
       const later = join(w.rootOnly, `later-${uniq}`);
       mkdirSync(later);
