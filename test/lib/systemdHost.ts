@@ -59,13 +59,19 @@ export interface RunOptions {
   readonly timeoutMs?: number;
 }
 
+export interface ShOptions extends RunOptions {
+  readonly env?: Record<string, string>;
+  /** A terminal for the command (`systemctl edit` insists on one); stderr then comes on stdout. */
+  readonly tty?: boolean;
+}
+
 export interface Host {
   readonly name: string;
   readonly id: string;
   /** Runs `sh -c script` as root inside the host. */
-  sh(script: string, opts?: RunOptions & { env?: Record<string, string> }): Promise<CommandResult>;
+  sh(script: string, opts?: ShOptions): Promise<CommandResult>;
   /** Like sh(), but throws with the output unless it exits 0; returns stdout. */
-  ok(script: string, opts?: RunOptions): Promise<string>;
+  ok(script: string, opts?: ShOptions): Promise<string>;
   /** Copies a file of this machine into the host. */
   copyIn(from: string, to: string): Promise<void>;
   /** When the outer engine last started the host's PID 1, in ms since the epoch. */
@@ -211,7 +217,7 @@ function makeHost(engine: OuterEngine, name: string, id: string): Host {
     id,
     sh: (script, opts = {}) => {
       const envArgs = Object.entries(opts.env ?? {}).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
-      return engine.docker(['exec', '-i', ...envArgs, name, 'sh', '-c', script], opts);
+      return engine.docker(['exec', opts.tty ? '-t' : '-i', ...envArgs, name, 'sh', '-c', script], opts);
     },
     async ok(script, opts) {
       const r = await host.sh(script, opts);
