@@ -354,8 +354,8 @@ function remainingSteps(output: string, heading: string): string[] {
 function readmeUninstallCommands(): string[] {
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
   const section = readme.slice(readme.indexOf('### Uninstall'), readme.indexOf('## Running it as a system service'));
-  const commands = [...section.matchAll(/^\$ sudo (systemctl .*)$/gm)].map((m) => m[1]!.trim());
-  assert.ok(commands.length > 0, 'no systemctl commands in the README\'s Uninstall section');
+  const commands = [...section.matchAll(/^\$ sudo ((?:systemctl|rm) .*)$/gm)].map((m) => m[1]!.trim());
+  assert.ok(commands.length > 0, 'no commands in the README\'s Uninstall section');
   return commands;
 }
 

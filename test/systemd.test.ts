@@ -100,6 +100,7 @@ test('the units say what the issue asks for', () => {
   assert.equal(unitValue(SOCKET, 'SocketUser'), 'root');
   assert.match(unitValue(SOCKET, 'Before') ?? '', /\bdocker\.service\b/);
   assert.equal(unitValue(SOCKET, 'WantedBy'), 'sockets.target');
+  assert.equal(unitValue(SOCKET, 'RemoveOnStop'), 'yes');
 
   assert.equal(unitValue(SERVICE, 'ExecStart'), '/usr/local/sbin/userns-guard');
   assert.equal(unitValue(SERVICE, 'Restart'), 'always');

@@ -28,10 +28,11 @@ const MIRROR = 'http://deb.debian.org/debian';
 const PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'docker.io', 'busybox-static', 'ca-certificates', 'procps', 'jq'];
 const MMDEBSTRAP_ARGS = ['--variant=minbase', `--include=${PACKAGES.join(',')}`, SUITE];
 
-// How the host container runs; see the README's "Tests" notes. No
-// --privileged: this sandbox lacks CAP_SYS_RESOURCE, which --privileged
-// would ask for. The inner engine mounts /proc in a new user namespace,
-// which needs an unmasked /proc (systempaths=unconfined) and no seccomp.
+// How the host container runs. Not --privileged: the machines CI runs on
+// lack CAP_SYS_RESOURCE, which --privileged asks for, so every capability
+// but that one. The inner engine mounts /proc in a new user namespace, which
+// needs an unmasked /proc (systempaths=unconfined) and no seccomp filter;
+// systemd needs the cgroup hierarchy writable and container=docker.
 const HOST_RUN_ARGS = [
   '--cap-add', 'ALL', '--cap-drop', 'SYS_RESOURCE',
   '--security-opt', 'seccomp=unconfined',
