@@ -24,10 +24,8 @@ test('systemd as PID 1: a real host installs, runs, reboots and uninstalls usern
   if (skipUnless(t, missing)) return;
   const began = Date.now();
   const figures: string[] = [];
-  const note = (line: string) => {
-    figures.push(line);
-    t.diagnostic(line);
-  };
+  // Printed together at the end, whatever failed.
+  const note = (line: string) => figures.push(line);
 
   const rootfs = await ensureRootfs((line) => t.diagnostic(line));
   note(rootfs.builtMs === null ? `root file system: cached ${rootfs.file}` : `root file system: built ${rootfs.file} in ${seconds(rootfs.builtMs)}`);
@@ -334,7 +332,7 @@ test('systemd as PID 1: a real host installs, runs, reboots and uninstalls usern
   });
 
   note(`whole test: ${seconds(Date.now() - began)}`);
-  t.diagnostic(`summary:\n  ${figures.join('\n  ')}`);
+  t.diagnostic(`what an operator sees:\n  ${figures.join('\n  ')}`);
 });
 
 // The indented command lines after the `heading` of install/uninstall output.
