@@ -89,7 +89,7 @@ export function systemdHostSkipReason(): string | null {
   if (process.platform !== 'linux') return 'a systemd host needs Linux';
   if (process.getuid?.() !== 0) return 'a systemd host needs root (it runs a dockerd of its own)';
   for (const bin of [DOCKERD, DOCKER]) if (!fs.existsSync(bin)) return `a systemd host needs ${bin} (Debian's docker.io)`;
-  if (!fs.existsSync(rootfsTarballPath()) && !fs.existsSync(MMDEBSTRAP)) {
+  if (!isFile(rootfsTarballPath()) && !fs.existsSync(MMDEBSTRAP)) {
     return `a systemd host needs ${MMDEBSTRAP} (Debian's mmdebstrap) to build its root file system`;
   }
   if (!fs.existsSync('/sys/fs/cgroup')) return 'a systemd host needs /sys/fs/cgroup';
@@ -112,14 +112,16 @@ export function rootfsTarballPath(): string {
  */
 export async function ensureRootfs(log: (line: string) => void): Promise<{ file: string; builtMs: number | null }> {
   const file = rootfsTarballPath();
-  if (fs.existsSync(file)) return { file, builtMs: null };
+  if (isFile(file)) return { file, builtMs: null };
   fs.mkdirSync(CACHE_DIR, { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
+  // mmdebstrap picks its output format from the name, so the temp name ends in .tar too.
+  const tmp = file.replace(/\.tar$/, `.${process.pid}.tmp.tar`);
   const started = Date.now();
   log(`building ${file} with mmdebstrap ${MMDEBSTRAP_ARGS.join(' ')} ${MIRROR}`);
   try {
-    const r = await run(MMDEBSTRAP, ['--quiet', ...MMDEBSTRAP_ARGS, tmp, MIRROR], { timeoutMs: 15 * 60_000 });
+    const r = await run(MMDEBSTRAP, ['--quiet', '--format=tar', ...MMDEBSTRAP_ARGS, tmp, MIRROR], { timeoutMs: 15 * 60_000 });
     if (r.code !== 0) throw new Error(`mmdebstrap failed (${r.code}):\n${r.stderr.slice(-4000)}`);
+    if (!isFile(tmp)) throw new Error(`mmdebstrap made no tarball at ${tmp}`);
     fs.renameSync(tmp, file);
   } finally {
     fs.rmSync(tmp, { force: true });
@@ -369,6 +371,14 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions & { e
     child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
+}
+
+function isFile(p: string): boolean {
+  try {
+    return fs.statSync(p).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function readProc(pid: number, file: string): string | null {
