@@ -1,6 +1,6 @@
-// The systemd units: systemd's own checks (security exposure, verify) and,
-// since systemd is not PID 1 here and the unit cannot really be started, the
+// The systemd units: systemd's own checks (security exposure, verify) and the
 // binary run the way the unit runs it, traced, against what the unit allows.
+// systemd-host.test.ts starts the units for real, under systemd as PID 1.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -100,12 +100,28 @@ test('the units say what the issue asks for', () => {
   assert.equal(unitValue(SOCKET, 'SocketUser'), 'root');
   assert.match(unitValue(SOCKET, 'Before') ?? '', /\bdocker\.service\b/);
   assert.equal(unitValue(SOCKET, 'WantedBy'), 'sockets.target');
+  assert.equal(unitValue(SOCKET, 'RemoveOnStop'), 'yes');
 
   assert.equal(unitValue(SERVICE, 'ExecStart'), '/usr/local/sbin/userns-guard');
   assert.equal(unitValue(SERVICE, 'Restart'), 'always');
   assert.equal(unitValue(SERVICE, 'Requires'), 'userns-guard.socket');
-  assert.equal(unitValue(SERVICE, 'DynamicUser'), 'yes');
-  assert.equal(unitValue(SERVICE, 'CapabilityBoundingSet'), '');
+  // uid 0 only to own the engine's root:docker 0660 socket, with one
+  // capability, to search users' 0700 homes for bind sources; the host's own
+  // /tmp and /home visible, read-only, with their true owners (no
+  // PrivateTmp=, PrivateUsers=); nothing writable.
+  assert.equal(unitValue(SERVICE, 'User'), 'root');
+  assert.equal(unitValue(SERVICE, 'DynamicUser'), undefined);
+  assert.equal(unitValue(SERVICE, 'CapabilityBoundingSet'), 'CAP_DAC_READ_SEARCH');
+  assert.equal(unitValue(SERVICE, 'AmbientCapabilities'), '');
+  assert.equal(unitValue(SERVICE, 'NoNewPrivileges'), 'yes');
+  assert.equal(unitValue(SERVICE, 'ProtectSystem'), 'strict');
+  assert.equal(unitValue(SERVICE, 'ProtectHome'), 'read-only');
+  assert.deepEqual(unitValues(SERVICE, 'ReadOnlyPaths').flatMap((v) => v.split(/\s+/)), ['/run', '/dev']);
+  assert.equal(unitValue(SERVICE, 'ReadWritePaths'), undefined);
+  assert.equal(unitValue(SERVICE, 'PrivateTmp'), undefined);
+  assert.equal(unitValue(SERVICE, 'PrivateUsers'), undefined);
+  assert.equal(unitValue(SERVICE, 'PrivateNetwork'), 'yes');
+  assert.equal(unitValue(SERVICE, 'RestrictAddressFamilies'), 'AF_UNIX');
   assert.equal(unitValue(SERVICE, 'SyslogIdentifier'), 'userns-guard');
   // The V8 JIT needs writable+executable memory.
   assert.equal(unitValue(SERVICE, 'MemoryDenyWriteExecute'), undefined);
@@ -235,7 +251,7 @@ test('under socket activation the plugin stays inside the unit sandbox (strace)'
   assert.deepEqual([...used].filter((call) => !allowed.has(call)).sort(), [], 'system calls SystemCallFilter= refuses');
   // RestrictAddressFamilies=AF_UNIX, PrivateNetwork=: no socket of its own.
   assert.deepEqual(ours.filter((l) => /\bsocket\(/.test(l)), []);
-  // ProtectSystem=strict, PrivateTmp=: it writes no file.
+  // ProtectSystem=strict, ReadOnlyPaths=: it writes no file.
   const writes = ours.filter((l) => /\b(open|openat|creat)\(.*O_(WRONLY|RDWR|CREAT)|\b(mkdir|mkdirat|unlink|unlinkat|rename|renameat2?|chmod|fchmodat|link|symlink)\(/.test(l));
   assert.deepEqual(writes, []);
   assert.ok(tids.size < Number(unitValue(SERVICE, 'TasksMax')), `${tids.size} threads`);

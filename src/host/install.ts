@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { isSea } from 'node:sea';
+import { DEFAULT_SOCKET } from './cli.ts';
 import { applyChange, describeChange, readIfExists, type FileChange } from './fileChanges.ts';
 import {
   appendLine, AUTHZ_KEY, DEFAULT_REMAP_USER, findFreeRange, formatDaemonJson, idsByName, keysSetByFlags, mergeForInstall, ownerAliases,
@@ -374,6 +375,8 @@ function uninstallSteps(layout: Layout): string {
     '  systemctl daemon-reload',
     '  systemctl restart docker',
     `  systemctl stop ${names.length > 0 ? names.join(' ') : 'userns-guard.socket userns-guard.service'}`,
+    // After daemon-reload the stopped socket no longer knows RemoveOnStop=.
+    `  rm -f ${DEFAULT_SOCKET}`,
     '',
     `"userns-remap" and the ${DEFAULT_REMAP_USER} ranges in /etc/subuid and /etc/subgid stay${rootNote(layout)}: containers and images made under remapping need them.`,
     '',
