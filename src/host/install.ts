@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { isSea } from 'node:sea';
-import { DEFAULT_SOCKET } from './cli.ts';
+import { DEFAULT_SOCKET } from '../plugin/cli.ts';
 import { applyChange, describeChange, readIfExists, type FileChange } from './fileChanges.ts';
 import {
   appendLine, AUTHZ_KEY, DEFAULT_REMAP_USER, findFreeRange, formatDaemonJson, idsByName, keysSetByFlags, mergeForInstall, ownerAliases,
