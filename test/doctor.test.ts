@@ -54,7 +54,7 @@ async function containerIds(engine: Engine): Promise<string[]> {
 const ALL_CHECKS = [
   'kernel.userns', 'daemon-json', 'daemon-json.userns-remap', 'daemon-json.authorization-plugins', 'subuid', 'subgid',
   'plugin.socket', 'plugin.activate', 'plugin.lookups', 'engine.api', 'engine.userns', 'engine.authz', 'engine.probe',
-  'engine.host-userns', 'engine.bind-sources',
+  'engine.probe.bind-source', 'engine.host-userns', 'engine.bind-sources',
 ];
 
 for (const build of buildsForTests()) {
@@ -101,7 +101,7 @@ for (const build of buildsForTests()) {
       assert.equal(text.code, 0, text.stdout);
       const lines = text.stdout.trimEnd().split('\n');
       assert.deepEqual(lines.slice(0, ALL_CHECKS.length).map((l) => /^ok {3}([\w.-]+): /.exec(l)?.[1]), ALL_CHECKS);
-      assert.match(lines.at(-1)!, /^15 checks: 15 ok, 0 warn, 0 FAIL$/);
+      assert.match(lines.at(-1)!, /^16 checks: 16 ok, 0 warn, 0 FAIL$/);
     });
 
     await t.test('no userns-remap in daemon.json', async () => {
@@ -198,6 +198,8 @@ for (const build of buildsForTests()) {
       assert.equal(status(r, 'engine.authz'), 'fail');
       assert.equal(status(r, 'engine.probe'), 'fail');
       assert.match(check(r, 'engine.probe').message, /^THE ENGINE ACCEPTED A CREATE IN THE HOST USER NAMESPACE/);
+      assert.equal(status(r, 'engine.probe.bind-source'), 'fail');
+      assert.match(check(r, 'engine.probe.bind-source').message, /^THE ENGINE ACCEPTED A CREATE WHOSE START WOULD MAKE A DIRECTORY IN \/root/);
       assert.deepEqual(await containerIds(engine), before);
     });
 
@@ -205,6 +207,7 @@ for (const build of buildsForTests()) {
       const r = await runDoctor([...args, '--probe-image', engine.image]);
       assert.equal(r.code, 1);
       assert.match(r.stdout, /^FAIL engine\.probe: THE ENGINE CREATED A CONTAINER IN THE HOST USER NAMESPACE: .*removed it again/m);
+      assert.match(r.stdout, /^FAIL engine\.probe\.bind-source: THE ENGINE CREATED A CONTAINER WHOSE START WOULD MAKE A DIRECTORY IN \/root: .*removed it again/m);
       assert.deepEqual(await containerIds(engine), before);
       assert.deepEqual(await engine.hostUsernsContainers(), []);
     });

@@ -84,19 +84,49 @@ export async function engineChecks(opts: EngineCheckOptions): Promise<Check[]> {
           `add "${opts.pluginName}" to "authorization-plugins" in daemon.json, then systemctl restart docker`,
         ),
   );
-  checks.push(await probeCheck(socket, opts));
+  for (const probe of PROBES) checks.push(await probeCheck(socket, opts, probe));
   return checks;
 }
 
-async function probeCheck(socket: string, opts: EngineCheckOptions): Promise<Check> {
-  const id = 'engine.probe';
+// Each probe is a create the plugin must refuse, naming an image that does
+// not exist unless --probe-image says otherwise.
+interface Probe {
+  readonly id: string;
+  readonly what: string;
+  // How a failure says what the engine did, in capitals.
+  readonly created: string;
+  readonly accepted: string;
+  hostConfig(): Record<string, unknown>;
+}
+
+const PROBES: readonly Probe[] = [
+  {
+    id: 'engine.probe',
+    what: 'a create with HostConfig.UsernsMode=host',
+    created: 'A CONTAINER IN THE HOST USER NAMESPACE',
+    accepted: 'A CREATE IN THE HOST USER NAMESPACE',
+    hostConfig: () => ({ UsernsMode: 'host' }),
+  },
+  {
+    // /root belongs to root, mode 0700: the containers' root could not make
+    // a directory there, so the engine must not be let do it for them.
+    id: 'engine.probe.bind-source',
+    what: 'a create whose missing bind source the engine would make in /root',
+    created: 'A CONTAINER WHOSE START WOULD MAKE A DIRECTORY IN /root',
+    accepted: 'A CREATE WHOSE START WOULD MAKE A DIRECTORY IN /root',
+    hostConfig: () => ({ Binds: [`/root/userns-guard-doctor-probe-${randomBytes(6).toString('hex')}/sub:/probe`] }),
+  },
+];
+
+async function probeCheck(socket: string, opts: EngineCheckOptions, probe: Probe): Promise<Check> {
+  const id = probe.id;
   const name = `userns-guard-doctor-probe-${randomBytes(6).toString('hex')}`;
   const image = opts.probeImage ?? `userns-guard-doctor-probe:absent-${randomBytes(6).toString('hex')}`;
   const body = JSON.stringify({
     Image: image,
     Cmd: ['true'],
     Labels: { 'userns-guard.doctor-probe': 'true' },
-    HostConfig: { UsernsMode: 'host' },
+    HostConfig: probe.hostConfig(),
   });
   let r;
   try {
@@ -112,23 +142,23 @@ async function probeCheck(socket: string, opts: EngineCheckOptions): Promise<Che
   // moby: "authorization denied by plugin %s: %s".
   const byUs = `plugin ${opts.pluginName}: `;
   if (r.status === 403 && message.includes(byUs)) {
-    return ok(id, `a create with HostConfig.UsernsMode=host was refused: ${message}`);
+    return ok(id, `${probe.what} was refused: ${message}`);
   }
   if (r.status === 403) {
-    return warn(id, `a create with HostConfig.UsernsMode=host was refused, but not by ${opts.pluginName}: ${message}`, `put "${opts.pluginName}" in "authorization-plugins" and check why the other plugin answered first`);
+    return warn(id, `${probe.what} was refused, but not by ${opts.pluginName}: ${message}`, `put "${opts.pluginName}" in "authorization-plugins" and check why the other plugin answered first`);
   }
   if (r.status === 201) {
     const removal = await removeProbe(socket, r.body, name);
     return fail(
       id,
-      `THE ENGINE CREATED A CONTAINER IN THE HOST USER NAMESPACE: ${opts.pluginName} did not refuse it (${removal})`,
+      `THE ENGINE CREATED ${probe.created}: ${opts.pluginName} did not refuse it (${removal})`,
       `add "${opts.pluginName}" to "authorization-plugins", start userns-guard.socket and systemctl restart docker; then run doctor again`,
     );
   }
   if (r.status === 404) {
     return fail(
       id,
-      `THE ENGINE ACCEPTED A CREATE IN THE HOST USER NAMESPACE: only the missing probe image stopped it (${message}); ${opts.pluginName} did not refuse it`,
+      `THE ENGINE ACCEPTED ${probe.accepted}: only the missing probe image stopped it (${message}); ${opts.pluginName} did not refuse it`,
       `add "${opts.pluginName}" to "authorization-plugins", start userns-guard.socket and systemctl restart docker; then run doctor again`,
     );
   }
