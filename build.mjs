@@ -147,9 +147,11 @@ fs.renameSync(bundleTmp, bundle);
 //                            of its own (up to 9 MiB together), and on a
 //                            2-core host their concurrent GC and compile
 //                            work cost more CPU per call than it saved
+//   --expose-gc              lets the server run a full GC after large calls
+//                            (src/plugin/server.ts, collectSoon)
 // The old generation is not capped (--max-old-space-size): a hostile 8 MiB
 // envelope must be refused, not crash the plugin with a heap OOM.
-const RUNTIME_FLAGS = ['--max-semi-space-size=1', '--single-threaded'];
+const RUNTIME_FLAGS = ['--max-semi-space-size=1', '--single-threaded', '--expose-gc'];
 
 console.error('build: packing with pkg (SEA)');
 const seaModule = await import('@yao-pkg/pkg/lib-es5/sea.js');

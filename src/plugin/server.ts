@@ -3,6 +3,7 @@
 // Docker API: every read is bounded in size and time.
 
 import http from 'node:http';
+import { StringDecoder } from 'node:string_decoder';
 import type { AuditLog } from './audit.ts';
 import { decide, refuseEnvelope, type Decision, type PolicyOptions } from '../policy/decide.ts';
 import { ACTIVATE_RESPONSE, MAX_AUTHZREQ_BYTES, PLUGIN_PATHS } from '../engine/wire.ts';
@@ -61,6 +62,7 @@ function route(req: http.IncomingMessage, res: http.ServerResponse, opts: Server
     reply(status, Buffer.from(JSON.stringify(value)), extra);
 
   const path = (req.url ?? '').split('?', 1)[0];
+  const bytesBefore = req.socket.bytesRead;
   if (req.method !== 'POST') {
     afterBody(req, () => replyJson(405, { Err: `plugin calls are POST, not ${req.method}` }, { Allow: 'POST' }));
     return;
@@ -73,20 +75,60 @@ function route(req: http.IncomingMessage, res: http.ServerResponse, opts: Server
       readBounded(req, MAX_AUTHZREQ_BYTES, (body, size) => {
         const answer = answerRequest(body, size, opts);
         reply(200, answer === true ? ALLOW_BODY : Buffer.from(JSON.stringify({ Allow: false, Msg: answer })));
+        if (size >= LARGE_CALL_BYTES) collectSoon();
       });
       return;
     case PLUGIN_PATHS.authzRes:
       // The action has already happened: nothing to decide, so the response
       // (possibly huge) is drained unread.
-      afterBody(req, () => reply(200, ALLOW_BODY));
+      afterBody(req, () => {
+        reply(200, ALLOW_BODY);
+        if (req.socket.bytesRead - bytesBefore >= LARGE_CALL_BYTES) collectSoon();
+      });
       return;
     default:
       afterBody(req, () => replyJson(404, { Err: `unknown plugin call ${path}` }));
   }
 }
 
+// A call this large (a create near the engine's 1 MiB forwarding limit, the
+// AuthZRes of a big inspect) leaves megabytes behind: the envelope text, the
+// decoded body, its parse tree. With a 1 MiB young generation (build.mjs)
+// most of it is promoted before it dies, and V8 collects the old generation
+// only when it has grown well past its live size; the pages it frees then
+// stay in V8's page pool, resident, until a memory-reducing GC, which V8
+// starts only when the process has been idle after a full GC. Large calls
+// took the plugin from 30 to 200+ MiB, and it stayed there.
+// So while large calls keep coming, a full GC (incremental, so no call waits
+// on it) runs at most once a second; once they have stopped for a second, a
+// memory-reducing one hands the pages back. That costs ~5-20 ms of CPU a
+// second of large calls, spread over the 50-100 calls in it. gc is there
+// when the binary's runtime flags (build.mjs) include --expose-gc; run from
+// source (the tests) it is not, and nothing is scheduled.
+export const LARGE_CALL_BYTES = 256 * 1024;
+const COLLECT_EVERY_MS = 1_000;
+const collectGarbage = typeof globalThis.gc === 'function' ? globalThis.gc : undefined;
+let lastLargeCall = 0;
+let collector: NodeJS.Timeout | null = null;
+
+function collectSoon(): void {
+  if (collectGarbage === undefined) return;
+  lastLargeCall = performance.now();
+  collector ??= setTimeout(collect, COLLECT_EVERY_MS).unref();
+}
+
+function collect(): void {
+  if (performance.now() - lastLargeCall < COLLECT_EVERY_MS) {
+    void collectGarbage!({ type: 'major', execution: 'async' });
+    collector = setTimeout(collect, COLLECT_EVERY_MS).unref();
+  } else {
+    collector = null;
+    collectGarbage!({ type: 'major', flavor: 'last-resort' });
+  }
+}
+
 // true to allow, else the denial's Msg.
-function answerRequest(body: Buffer | null, size: number, opts: ServerOptions): true | string {
+function answerRequest(body: Buffer | string | null, size: number, opts: ServerOptions): true | string {
   let decision: Decision;
   try {
     decision =
@@ -102,20 +144,41 @@ function answerRequest(body: Buffer | null, size: number, opts: ServerOptions): 
   return decision.allow ? true : decision.reason;
 }
 
-// Buffers a body up to `limit` bytes; past it, keeps draining without
-// buffering and hands over null with the full size. A body that came in one
-// chunk (all but the largest) is handed over as it is, without a copy.
-function readBounded(req: http.IncomingMessage, limit: number, done: (body: Buffer | null, size: number) => void): void {
-  const chunks: Buffer[] = [];
+// Reads a body of up to `limit` bytes; past it, keeps draining without
+// keeping anything and hands over null with the full size. A body that came
+// in one chunk (all but the largest) is handed over as that chunk, without a
+// copy. A longer one is decoded chunk by chunk into a string: joining the
+// chunks into one Buffer would take a malloc of the envelope's size (1.4 MiB
+// for a 1 MiB create) and its toString another (strings over ~1 MiB are
+// kept outside the heap), and malloc'd blocks that size, freed, fragment the
+// process heap, which does not shrink. Strings of chunk size live in V8's
+// heap, which returns its pages after a GC.
+function readBounded(req: http.IncomingMessage, limit: number, done: (body: Buffer | string | null, size: number) => void): void {
+  let first: Buffer | null = null;
+  let decoder: StringDecoder | null = null;
+  let text = '';
   let size = 0;
   req.on('data', (chunk: Buffer) => {
     size += chunk.length;
-    if (size <= limit) chunks.push(chunk);
-    else chunks.length = 0;
+    if (size > limit) {
+      first = null;
+      decoder = null;
+      text = '';
+    } else if (first === null && decoder === null) {
+      first = chunk;
+    } else {
+      if (decoder === null) {
+        decoder = new StringDecoder('utf8');
+        text = decoder.write(first!);
+        first = null;
+      }
+      text += decoder.write(chunk);
+    }
   });
   req.on('end', () => {
     if (size > limit) done(null, size);
-    else done(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), size);
+    else if (decoder !== null) done(text + decoder.end(), size);
+    else done(first ?? Buffer.alloc(0), size);
   });
 }
 
