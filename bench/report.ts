@@ -5,6 +5,7 @@ import type { E2eResult } from './e2e.ts';
 import { CONCURRENCIES, WORKLOADS, type Concurrency, type PluginFigures } from './plugin-bench.ts';
 import { machine } from './proc.ts';
 import type { SustainedFigures } from './sustained.ts';
+import type { BurstResult } from './cgroup-burst.ts';
 import type { BenchCall, CallKind, Workload } from './traffic.ts';
 
 // What run.ts was asked to do, echoed into the JSON line.
@@ -18,6 +19,7 @@ export interface Config {
   readonly e2eList: number;
   readonly e2eCreate: number;
   readonly sustained: boolean;
+  readonly cgroup: boolean;
   readonly sustainedC1Seconds: number;
   readonly sustainedC8Seconds: number;
   readonly sustainedLargeSeconds: number;
@@ -66,6 +68,7 @@ export function report(
   e2e: E2eResult | string,
   nodeSizeMiB: number,
   sustained: SustainedFigures[] | null,
+  burst: BurstResult | string,
 ): { text: string; json: string; code: number } {
   const t = (p: PluginFigures, c: Concurrency) => p.workloads.typical[c];
   const l = (p: PluginFigures, c: Concurrency) => p.workloads.large[c];
@@ -99,6 +102,11 @@ export function report(
     errors: { target: '0', value: pluginErrors + e2eErrors + sustainedErrors, met: pluginErrors + e2eErrors + sustainedErrors === 0 },
     idleRss: { target: `<= ${TARGETS.idleRssMiB} MiB`, value: round2(guard.idleRssMiB), met: guard.idleRssMiB <= TARGETS.idleRssMiB },
     ...sustainedTargets(sustained?.find((x) => x.name === guard.name)),
+    memoryMaxBurst: {
+      target: 'not killed under MemoryMax= (8 x 1 MiB bursts, then 10 s of large calls at c=8)',
+      value: typeof burst === 'string' ? null : burst.survived,
+      met: typeof burst === 'string' ? null : burst.survived,
+    },
     coldStart: { target: `<= ${TARGETS.coldStartMs} ms`, value: round2(guard.coldStartMs.median), met: guard.coldStartMs.median <= TARGETS.coldStartMs },
     e2eListOverhead: {
       target: `< ${TARGETS.e2eListOverheadPct}% (p50, userns-guard over no plugin)`,
@@ -171,6 +179,17 @@ export function report(
   }
 
   out.push('');
+  if (typeof burst === 'string') {
+    out.push(`memory cgroup: skipped (${burst})`);
+  } else {
+    out.push(
+      `memory cgroup (${burst.cgroup}), limit MemoryMax=${burst.limit}: ${burst.survived ? 'not killed' : 'KILLED or failed'}; ` +
+        `${burst.calls} large calls, ${burst.errors} errors, oom_kill ${burst.oomKills}, peak charge ${f1(burst.peakChargeMiB)} MiB, peak RSS ${f1(burst.peakRssMiB)} MiB`,
+    );
+    for (const e of burst.errorSamples) out.push(`error (cgroup): ${e}`);
+  }
+
+  out.push('');
   if (typeof e2e === 'string') {
     out.push(`end to end: skipped (${e2e})`);
   } else {
@@ -207,10 +226,12 @@ export function report(
     targets,
     // The per-second samples are in memory.svg; the JSON line keeps the figures.
     sustained: sustained === null ? null : Object.fromEntries(sustained.map(({ samples: _s, ...f }) => [f.name, f])),
+    cgroupBurst: burst,
     e2e,
   };
   const jsonLine = JSON.stringify(json);
-  const ok = pluginErrors + e2eErrors + sustainedErrors === 0 && (typeof e2e === 'string' || e2e.hostileRefused);
+  const ok =
+    pluginErrors + e2eErrors + sustainedErrors === 0 && (typeof e2e === 'string' || e2e.hostileRefused) && (typeof burst === 'string' || burst.survived);
   return { text: `${out.join('\n')}\n\n${jsonLine}\n`, json: jsonLine, code: ok ? 0 : 1 };
 }
 

@@ -18,7 +18,9 @@
 // own, 60 s of typical traffic at c=1, 60 s at c=8, 10 s of large calls at
 // c=8, 15 s idle, with RSS, anonymous memory and PSS read every second. The
 // report, its JSON line and memory.svg (memory over time) also go to
-// --out (default dist/bench/, which git ignores).
+// --out (default dist/bench/, which git ignores). Last, as root, the large
+// calls in a memory cgroup limited to the unit's MemoryMax= (cgroup-burst.ts;
+// --no-cgroup to skip).
 //
 //   node bench/run.ts [--seconds 1] [--large-seconds 0.5] [--rounds 8] [--cold-runs 9]
 //                     [--no-e2e] [--e2e-rounds 8] [--e2e-list 40] [--e2e-create 30]
@@ -40,6 +42,7 @@ import { measurePlugins } from './plugin-bench.ts';
 import { copyExecutables, GUARD_BINARY, guardSpec, nullSpec, startPlugin } from './plugins.ts';
 import { report, type Config } from './report.ts';
 import { memorySvg, runSustained, type SustainedFigures } from './sustained.ts';
+import { cgroupSkipReason, runBurst, unitMemoryMax, type BurstResult } from './cgroup-burst.ts';
 import { buildTraffic, loadRecording, workloadCalls, type BenchCall, type Workload } from './traffic.ts';
 
 const USAGE =
@@ -65,6 +68,7 @@ function config(): Config {
       'sustained-large': { type: 'string' },
       'sustained-idle': { type: 'string' },
       'no-sustained': { type: 'boolean' },
+      'no-cgroup': { type: 'boolean' },
       out: { type: 'string' },
       'guard-arg': { type: 'string', multiple: true },
       'node-options': { type: 'string' },
@@ -94,6 +98,7 @@ function config(): Config {
     e2eList: Math.round(num(values['e2e-list'], 'BENCH_E2E_LIST', 40)),
     e2eCreate: Math.round(num(values['e2e-create'], 'BENCH_E2E_CREATE', 30)),
     sustained: !values['no-sustained'] && env.BENCH_SUSTAINED !== '0',
+    cgroup: !values['no-cgroup'] && env.BENCH_CGROUP !== '0',
     sustainedC1Seconds: num(values['sustained-c1'], 'BENCH_SUSTAINED_C1', 60),
     sustainedC8Seconds: num(values['sustained-c8'], 'BENCH_SUSTAINED_C8', 60),
     sustainedLargeSeconds: num(values['sustained-large'], 'BENCH_SUSTAINED_LARGE', 10),
@@ -147,6 +152,11 @@ async function main(): Promise<number> {
       }
     }
 
+    let burst: BurstResult | string;
+    const cgSkip = cfg.cgroup ? cgroupSkipReason() : 'turned off (--no-cgroup or BENCH_CGROUP=0)';
+    if (cgSkip !== null) burst = cgSkip;
+    else burst = await runBurst(exe.guard, unitMemoryMax(), 30, 10, progress);
+
     let e2e: E2eResult | string;
     const skip = cfg.e2e ? e2eSkipReason() : 'turned off (--no-e2e or BENCH_E2E=0)';
     if (skip !== null) {
@@ -163,7 +173,7 @@ async function main(): Promise<number> {
     }
     // Sizes of what ships, not of the temp copies the plugins ran from.
     const shippedGuard = { ...guard!, sizeMiB: statSync(GUARD_BINARY).size / 2 ** 20 };
-    const out = report(cfg, traffic, nul!, shippedGuard, e2e, statSync(process.execPath).size / 2 ** 20, sustained);
+    const out = report(cfg, traffic, nul!, shippedGuard, e2e, statSync(process.execPath).size / 2 ** 20, sustained, burst);
     process.stdout.write(out.text);
     mkdirSync(cfg.out, { recursive: true });
     writeFileSync(path.join(cfg.out, 'report.txt'), out.text);
