@@ -183,8 +183,10 @@ async function main(): Promise<number> {
         `Memory under sustained load: typical c=1 ${cfg.sustainedC1Seconds} s, c=8 ${cfg.sustainedC8Seconds} s, ` +
         `large c=8 ${cfg.sustainedLargeSeconds} s, idle ${cfg.sustainedIdleSeconds} s`;
       writeFileSync(path.join(cfg.out, 'memory.svg'), memorySvg(sustained, title));
+      // The per-second samples behind the picture.
+      writeFileSync(path.join(cfg.out, 'memory-samples.json'), `${JSON.stringify(Object.fromEntries(sustained.map((x) => [x.name, x.samples])))}\n`);
     }
-    progress(`report, report.json${sustained !== null ? ' and memory.svg' : ''} written to ${cfg.out}`);
+    progress(`report.txt, report.json${sustained !== null ? ', memory.svg and memory-samples.json' : ''} written to ${cfg.out}`);
     const code = out.code;
     progress(`done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
     return code;
