@@ -142,7 +142,9 @@ fs.renameSync(bundleTmp, bundle);
 // our code (the SEA blob's execArgv, not NODE_OPTIONS, which the unit
 // removes):
 //   --max-semi-space-size=1  a 1 MiB young generation: what one call
-//                            allocates dies in it, a scavenge costs ~0.1 ms
+//                            allocates dies in it, a scavenge costs ~0.1 ms;
+//                            the price is on 1 MiB creates, whose parse tree
+//                            is now promoted (~25% more CPU for one, bench/)
 //   --single-threaded        no V8 worker threads: each kept a malloc arena
 //                            of its own (up to 9 MiB together), and on a
 //                            2-core host their concurrent GC and compile
