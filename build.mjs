@@ -134,6 +134,27 @@ const bundleTmp = path.join(work, 'bundle.js');
 fs.writeFileSync(bundleTmp, bundled.outputFiles[0].contents);
 fs.renameSync(bundleTmp, bundle);
 
+// V8's defaults are sized for a browser tab or a busy server: on a host with
+// gigabytes of RAM the young generation grows to 3 x 16 MiB and the old
+// generation goes without a full GC until it reaches hundreds of MiB, so the
+// plugin's memory grows with its load and stays there (216 MiB peak replaying
+// CLI traffic; bench/). Its live heap is 5-10 MiB. These run before any of
+// our code (the SEA blob's execArgv, not NODE_OPTIONS, which the unit
+// removes):
+//   --max-semi-space-size=1  a 1 MiB young generation: what one call
+//                            allocates dies in it, a scavenge costs ~0.1 ms;
+//                            the price is on 1 MiB creates, whose parse tree
+//                            is now promoted (~25% more CPU for one, bench/)
+//   --single-threaded        no V8 worker threads: each kept a malloc arena
+//                            of its own (up to 9 MiB together), and on a
+//                            2-core host their concurrent GC and compile
+//                            work cost more CPU per call than it saved
+//   --expose-gc              lets the server run a full GC after large calls
+//                            (src/plugin/server.ts, collectSoon)
+// The old generation is not capped (--max-old-space-size): a hostile 8 MiB
+// envelope must be refused, not crash the plugin with a heap OOM.
+const RUNTIME_FLAGS = ['--max-semi-space-size=1', '--single-threaded', '--expose-gc'];
+
 console.error('build: packing with pkg (SEA)');
 const seaModule = await import('@yao-pkg/pkg/lib-es5/sea.js');
 // CommonJS default export, as seen from ESM.
@@ -142,7 +163,7 @@ await sea(bundle, {
   nodePath: packedNode,
   targets: [{ platform: 'linux', arch: 'x64', nodeRange: `node${packedVersion.slice(1).split('.')[0]}`, output: packed }],
   // No code cache: it differs from build to build, and the bundle is small.
-  seaConfig: { disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false },
+  seaConfig: { disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false, execArgv: RUNTIME_FLAGS },
 });
 
 // A failed injection can leave a plain copy of node behind without an error;
@@ -156,7 +177,16 @@ try {
 if (answered !== pkgJson.version) {
   fail(`the packed binary answered --version with ${JSON.stringify(answered)}, expected ${pkgJson.version}: the SEA injection failed`);
 }
-fs.renameSync(packed, output);
+// Copied rather than renamed into place. postject writes the binary with a
+// single 121 MiB write(), which leaves it in the page cache as large folios;
+// the kernel then maps a whole folio on each page fault, and the binary ran
+// with 60 MiB of its file resident instead of the 38 MiB it has when its
+// pages were read or written piecewise (after a copy, an install or a
+// reboot). Same bytes either way.
+const copied = path.join(work, 'userns-guard.copy');
+fs.copyFileSync(packed, copied);
+fs.chmodSync(copied, 0o755);
+fs.renameSync(copied, output);
 fs.writeFileSync(stampFile, `${stamp}\n`);
 const sha = createHash('sha256').update(fs.readFileSync(output)).digest('hex');
 console.error(`build: ${path.relative(root, output)} ${pkgJson.version} (${(fs.statSync(output).size / 2 ** 20).toFixed(1)} MiB, sha256 ${sha})`);

@@ -4,6 +4,8 @@
 import type { E2eResult } from './e2e.ts';
 import { CONCURRENCIES, WORKLOADS, type Concurrency, type PluginFigures } from './plugin-bench.ts';
 import { machine } from './proc.ts';
+import type { SustainedFigures } from './sustained.ts';
+import type { BurstResult } from './cgroup-burst.ts';
 import type { BenchCall, CallKind, Workload } from './traffic.ts';
 
 // What run.ts was asked to do, echoed into the JSON line.
@@ -16,6 +18,13 @@ export interface Config {
   readonly e2eRounds: number;
   readonly e2eList: number;
   readonly e2eCreate: number;
+  readonly sustained: boolean;
+  readonly cgroup: boolean;
+  readonly sustainedC1Seconds: number;
+  readonly sustainedC8Seconds: number;
+  readonly sustainedLargeSeconds: number;
+  readonly sustainedIdleSeconds: number;
+  readonly out: string;
   readonly guardArgs: string[];
   readonly nodeOptions: string;
 }
@@ -23,7 +32,15 @@ export interface Config {
 export const TARGETS = {
   cpuPerCallRatio: 1.3,
   p99C1Ratio: 1.3,
-  peakRssMiB: 48,
+  idleRssMiB: 50,
+  // Sustained typical load (sustained.ts).
+  sustainedPeakRssMiB: 80,
+  sustainedPeakAnonMiB: 32,
+  // Last 10 s of c=8 over its first 10 s, anonymous memory.
+  sustainedTrendMiB: 2,
+  // After the large calls.
+  largePeakRssMiB: 160,
+  largeReturnPct: 10,
   coldStartMs: 100,
   e2eListOverheadPct: 5,
 } as const;
@@ -50,7 +67,9 @@ export function report(
   guard: PluginFigures,
   e2e: E2eResult[] | string,
   nodeSizeMiB: number,
-): number {
+  sustained: SustainedFigures[] | null,
+  burst: BurstResult | string,
+): { text: string; json: string; code: number } {
   const t = (p: PluginFigures, c: Concurrency) => p.workloads.typical[c];
   const l = (p: PluginFigures, c: Concurrency) => p.workloads.large[c];
   const ratios = {
@@ -68,6 +87,7 @@ export function report(
   const errorsOf = (p: PluginFigures) => WORKLOADS.reduce((s, w) => s + p.workloads[w][1].errors + p.workloads[w][8].errors, 0);
   const checkedOf = (p: PluginFigures) => WORKLOADS.reduce((s, w) => s + p.workloads[w][1].calls + p.workloads[w][8].calls, 0);
   const pluginErrors = errorsOf(nul) + errorsOf(guard);
+  const sustainedErrors = (sustained ?? []).reduce((n, x) => n + x.errors, 0);
   const e2eRuns = typeof e2e === 'string' ? [] : e2e;
   const e2eErrors = e2eRuns.reduce((n, r) => n + r.errors, 0);
   const setup = (r: E2eResult, name: string) => r.setups.find((s) => s.name === name);
@@ -83,8 +103,14 @@ export function report(
   const targets = {
     cpuPerCall: { target: `<= ${TARGETS.cpuPerCallRatio}x null (typical, c=1 and c=8)`, value: round2(cpuWorst), met: cpuWorst <= TARGETS.cpuPerCallRatio },
     p99C1: { target: `<= ${TARGETS.p99C1Ratio}x null (typical)`, value: round2(ratios.p99C1), met: ratios.p99C1 <= TARGETS.p99C1Ratio },
-    errors: { target: '0', value: pluginErrors + e2eErrors, met: pluginErrors + e2eErrors === 0 },
-    peakRss: { target: `<= ${TARGETS.peakRssMiB} MiB (typical load)`, value: round2(guard.peakRssTypicalMiB), met: guard.peakRssTypicalMiB <= TARGETS.peakRssMiB },
+    errors: { target: '0', value: pluginErrors + e2eErrors + sustainedErrors, met: pluginErrors + e2eErrors + sustainedErrors === 0 },
+    idleRss: { target: `<= ${TARGETS.idleRssMiB} MiB`, value: round2(guard.idleRssMiB), met: guard.idleRssMiB <= TARGETS.idleRssMiB },
+    ...sustainedTargets(sustained?.find((x) => x.name === guard.name)),
+    memoryMaxBurst: {
+      target: 'not killed under MemoryMax= (8 x 1 MiB bursts, then 10 s of large calls at c=8)',
+      value: typeof burst === 'string' ? null : burst.survived,
+      met: typeof burst === 'string' ? null : burst.survived,
+    },
     coldStart: { target: `<= ${TARGETS.coldStartMs} ms`, value: round2(guard.coldStartMs.median), met: guard.coldStartMs.median <= TARGETS.coldStartMs },
     e2eListOverhead: {
       target: `< ${TARGETS.e2eListOverheadPct}% (p50, userns-guard over no plugin, worst engine)`,
@@ -120,9 +146,9 @@ export function report(
     rows.push(row(`large c=${c}: plugin CPU µs/call`, l(nul, c).cpuUsPerCall, l(guard, c).cpuUsPerCall, f0));
   }
   rows.push(['errors (calls checked)', `${errorsOf(nul)} (${checkedOf(nul)})`, `${errorsOf(guard)} (${checkedOf(guard)})`, '', `0 ${mark(pluginErrors === 0)}`]);
-  rows.push(row('idle RSS MiB', nul.idleRssMiB, guard.idleRssMiB, f1));
+  rows.push(row('idle RSS MiB', nul.idleRssMiB, guard.idleRssMiB, f1, `<= ${TARGETS.idleRssMiB} ${mark(targets.idleRss.met)}`));
   rows.push(row('  of which private (anon)', nul.idleAnonMiB, guard.idleAnonMiB, f1));
-  rows.push(row('peak RSS MiB (VmHWM), typical load', nul.peakRssTypicalMiB, guard.peakRssTypicalMiB, f1, `<= 48 ${mark(targets.peakRss.met)}`));
+  rows.push(row('peak RSS MiB (VmHWM), typical load', nul.peakRssTypicalMiB, guard.peakRssTypicalMiB, f1));
   rows.push(row('  max private (anon), typical', nul.maxAnonMiB.typical, guard.maxAnonMiB.typical, f1));
   rows.push(row('  max mapped file, typical', nul.maxFileMiB.typical, guard.maxFileMiB.typical, f1));
   rows.push(row('peak RSS MiB (VmHWM), incl. large', nul.peakRssLargeMiB, guard.peakRssLargeMiB, f1));
@@ -131,6 +157,41 @@ export function report(
   rows.push(['executable size MiB', `${f1(nodeSizeMiB)} (node)`, f1(guard.sizeMiB), '', '']);
   out.push(table(rows));
   for (const p of [nul, guard]) for (const e of p.errorSamples) out.push(`error (${p.name}): ${e}`);
+
+  const sn = sustained?.find((x) => x.name === nul.name);
+  const sg = sustained?.find((x) => x.name === guard.name);
+  out.push('');
+  if (sn === undefined || sg === undefined) {
+    out.push('sustained load: skipped (--no-sustained or BENCH_SUSTAINED=0)');
+  } else {
+    const srows: string[][] = [
+      [`sustained load (c=1 ${cfg.sustainedC1Seconds} s, c=8 ${cfg.sustainedC8Seconds} s, large ${cfg.sustainedLargeSeconds} s, idle ${cfg.sustainedIdleSeconds} s)`, 'null', 'userns-guard', 'ratio', 'target'],
+      row('typical: peak RSS MiB', sn.typicalPeakRssMiB, sg.typicalPeakRssMiB, f1, `<= ${TARGETS.sustainedPeakRssMiB} ${mark(targets.sustainedPeakRss?.met ?? null)}`),
+      row('typical: peak anon MiB', sn.typicalPeakAnonMiB, sg.typicalPeakAnonMiB, f1, `<= ${TARGETS.sustainedPeakAnonMiB} ${mark(targets.sustainedPeakAnon?.met ?? null)}`),
+      row('typical: peak PSS MiB', sn.typicalPeakPssMiB, sg.typicalPeakPssMiB, f1),
+      row('typical c=8: anon MiB, first 10 s', sn.c8First10sAnonMiB, sg.c8First10sAnonMiB, f1),
+      row('typical c=8: anon MiB, last 10 s', sn.c8Last10sAnonMiB, sg.c8Last10sAnonMiB, f1, `+<= ${TARGETS.sustainedTrendMiB} ${mark(targets.sustainedTrend?.met ?? null)}`),
+      row('large: peak RSS MiB', sn.largePeakRssMiB, sg.largePeakRssMiB, f1, `<= ${TARGETS.largePeakRssMiB} ${mark(targets.largePeakRss?.met ?? null)}`),
+      row('large: peak anon MiB', sn.largePeakAnonMiB, sg.largePeakAnonMiB, f1),
+      row('RSS MiB 10 s into idle', sn.idleAfter10sRssMiB, sg.idleAfter10sRssMiB, f1),
+      row('  over typical c=8 RSS, %', sn.idleAfter10sOverTypicalPct, sg.idleAfter10sOverTypicalPct, f1, `<= ${TARGETS.largeReturnPct} ${mark(targets.largeReturn?.met ?? null)}`),
+      ['calls (errors)', `${sn.calls} (${sn.errors})`, `${sg.calls} (${sg.errors})`, '', ''],
+    ];
+    out.push(table(srows));
+    out.push(`memory over time: ${cfg.out}/memory.svg`);
+    for (const p of [sn, sg]) for (const e of p.errorSamples) out.push(`error (${p.name}): ${e}`);
+  }
+
+  out.push('');
+  if (typeof burst === 'string') {
+    out.push(`memory cgroup: skipped (${burst})`);
+  } else {
+    out.push(
+      `memory cgroup (${burst.cgroup}), limit MemoryMax=${burst.limit}: ${burst.survived ? 'not killed' : 'KILLED or failed'}; ` +
+        `${burst.calls} large calls, ${burst.errors} errors, oom_kill ${burst.oomKills}, peak charge ${f1(burst.peakChargeMiB)} MiB, peak RSS ${f1(burst.peakRssMiB)} MiB`,
+    );
+    for (const e of burst.errorSamples) out.push(`error (cgroup): ${e}`);
+  }
 
   out.push('');
   if (typeof e2e === 'string') {
@@ -174,8 +235,25 @@ export function report(
     plugins: Object.fromEntries([nul, guard].map((p) => [p.name, p])),
     ratios: Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, round2(v)])),
     targets,
+    // The per-second samples are in memory.svg; the JSON line keeps the figures.
+    sustained: sustained === null ? null : Object.fromEntries(sustained.map(({ samples: _s, ...f }) => [f.name, f])),
+    cgroupBurst: burst,
     e2e,
   };
-  process.stdout.write(`${out.join('\n')}\n\n${JSON.stringify(json)}\n`);
-  return pluginErrors + e2eErrors === 0 && e2eRuns.every((r) => r.hostileRefused) ? 0 : 1;
+  const jsonLine = JSON.stringify(json);
+  const ok =
+    pluginErrors + e2eErrors + sustainedErrors === 0 && e2eRuns.every((r) => r.hostileRefused) && (typeof burst === 'string' || burst.survived);
+  return { text: `${out.join('\n')}\n\n${jsonLine}\n`, json: jsonLine, code: ok ? 0 : 1 };
+}
+
+function sustainedTargets(g: SustainedFigures | undefined) {
+  if (g === undefined) return {};
+  const trend = g.c8Last10sAnonMiB - g.c8First10sAnonMiB;
+  return {
+    sustainedPeakRss: { target: `<= ${TARGETS.sustainedPeakRssMiB} MiB (typical, sustained)`, value: round2(g.typicalPeakRssMiB), met: g.typicalPeakRssMiB <= TARGETS.sustainedPeakRssMiB },
+    sustainedPeakAnon: { target: `<= ${TARGETS.sustainedPeakAnonMiB} MiB (typical, sustained)`, value: round2(g.typicalPeakAnonMiB), met: g.typicalPeakAnonMiB <= TARGETS.sustainedPeakAnonMiB },
+    sustainedTrend: { target: `last 10 s of c=8 <= first 10 s + ${TARGETS.sustainedTrendMiB} MiB (anon)`, value: round2(trend), met: trend <= TARGETS.sustainedTrendMiB },
+    largePeakRss: { target: `<= ${TARGETS.largePeakRssMiB} MiB (large calls and after)`, value: round2(g.largePeakRssMiB), met: g.largePeakRssMiB <= TARGETS.largePeakRssMiB },
+    largeReturn: { target: `<= ${TARGETS.largeReturnPct}% over typical c=8 RSS, 10 s into idle`, value: round2(g.idleAfter10sOverTypicalPct), met: g.idleAfter10sOverTypicalPct <= TARGETS.largeReturnPct },
+  };
 }

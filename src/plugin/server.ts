@@ -3,6 +3,7 @@
 // Docker API: every read is bounded in size and time.
 
 import http from 'node:http';
+import { StringDecoder } from 'node:string_decoder';
 import type { AuditLog } from './audit.ts';
 import { refuseEnvelope, type Decision } from '../policy/decide.ts';
 import { ACTIVATE_RESPONSE, MAX_AUTHZREQ_BYTES, PLUGIN_PATHS } from '../engine/wire.ts';
@@ -64,6 +65,7 @@ function route(req: http.IncomingMessage, res: http.ServerResponse, opts: Server
     reply(status, Buffer.from(JSON.stringify(value)), extra);
 
   const path = (req.url ?? '').split('?', 1)[0];
+  const bytesBefore = req.socket.bytesRead;
   if (req.method !== 'POST') {
     afterBody(req, () => replyJson(405, { Err: `plugin calls are POST, not ${req.method}` }, { Allow: 'POST' }));
     return;
@@ -79,6 +81,7 @@ function route(req: http.IncomingMessage, res: http.ServerResponse, opts: Server
         const answer = answerRequest(body, size, opts);
         if (typeof answer === 'object') void answer.then(send);
         else send(answer);
+        if (size >= LARGE_CALL_BYTES) collectSoon();
       });
       return;
     case PLUGIN_PATHS.authzRes:
@@ -89,6 +92,7 @@ function route(req: http.IncomingMessage, res: http.ServerResponse, opts: Server
         const key = callOfResponse(prefix);
         if (key !== null) opts.inFlight.release(key);
         reply(200, ALLOW_BODY);
+        if (req.socket.bytesRead - bytesBefore >= LARGE_CALL_BYTES) collectSoon();
       });
       return;
     default:
@@ -96,9 +100,66 @@ function route(req: http.IncomingMessage, res: http.ServerResponse, opts: Server
   }
 }
 
+// A call this large (a create near the engine's 1 MiB forwarding limit, the
+// AuthZRes of a big inspect) leaves megabytes behind: the envelope text, the
+// decoded body, its parse tree. With a 1 MiB young generation (build.mjs)
+// most of it is promoted before it dies, and V8 collects the old generation
+// only when it has grown well past its live size; the pages it frees then
+// stay in V8's page pool, resident, until a memory-reducing GC, which V8
+// starts only when the process has been idle after a full GC. Large calls
+// took the plugin from 30 to 200+ MiB, and it stayed there.
+// So while large calls keep coming, a full GC (incremental, so no call waits
+// on it) runs at most once a second; once they have stopped for a second, a
+// memory-reducing one hands the pages back. That costs ~5-20 ms of CPU a
+// second of large calls, spread over the 50-100 calls in it. gc is there
+// when the binary's runtime flags (build.mjs) include --expose-gc; run from
+// source (the tests) it is not, and nothing is scheduled.
+export const LARGE_CALL_BYTES = 256 * 1024;
+// Chunks this big come from a body that fills the socket's reads.
+const LARGE_CHUNK_BYTES = 16 * 1024;
+const COLLECT_EVERY_MS = 1_000;
+const collectGarbage = typeof globalThis.gc === 'function' ? globalThis.gc : undefined;
+let lastLargeCall = 0;
+let collector: NodeJS.Timeout | null = null;
+
+// Every socket read takes a 64 KiB Buffer from malloc, which goes back only
+// when a young-generation GC finds the Buffer dead. Reading a large body
+// allocates little else in the heap, so those GCs are rare while the Buffers
+// pile up outside it: bare node:http draining 1 MiB bodies at c=8 reached
+// 100+ MiB, and malloc's heap, once grown, does not shrink. A scavenge after
+// every few MiB of large bodies (~0.2 ms with a 1 MiB young generation) lets
+// malloc reuse the same few blocks instead.
+const SCAVENGE_EVERY_BYTES = 4 << 20;
+let largeBytes = 0;
+
+function noteLargeChunk(bytes: number): void {
+  if (collectGarbage === undefined) return;
+  largeBytes += bytes;
+  if (largeBytes >= SCAVENGE_EVERY_BYTES) {
+    largeBytes = 0;
+    collectGarbage({ type: 'minor' });
+  }
+}
+
+function collectSoon(): void {
+  if (collectGarbage === undefined) return;
+  lastLargeCall = performance.now();
+  collector ??= setTimeout(collect, COLLECT_EVERY_MS).unref();
+}
+
+function collect(): void {
+  if (performance.now() - lastLargeCall < COLLECT_EVERY_MS) {
+    void collectGarbage!({ type: 'major', execution: 'async' });
+    collector = setTimeout(collect, COLLECT_EVERY_MS).unref();
+  } else {
+    collector = null;
+    collectGarbage!({ type: 'major', flavor: 'last-resort' });
+  }
+}
+
 // true to allow, else the denial's Msg; a promise for the calls that need
 // facts looked up first.
-function answerRequest(body: Buffer | null, size: number, opts: ServerOptions): true | string | Promise<true | string> {
+function answerRequest(body: Buffer | string | null, size: number, opts: ServerOptions): true | string | Promise<true | string> {
   const failed = (err: unknown): string => {
     // A bug must not become an allow.
     opts.log.event('error', 'policy failed; call denied', { error: String((err as Error)?.stack ?? err) });
@@ -120,20 +181,42 @@ function answerRequest(body: Buffer | null, size: number, opts: ServerOptions): 
   return decision instanceof Promise ? decision.then(answer, failed) : answer(decision);
 }
 
-// Buffers a body up to `limit` bytes; past it, keeps draining without
-// buffering and hands over null with the full size. A body that came in one
-// chunk (all but the largest) is handed over as it is, without a copy.
-function readBounded(req: http.IncomingMessage, limit: number, done: (body: Buffer | null, size: number) => void): void {
-  const chunks: Buffer[] = [];
+// Reads a body of up to `limit` bytes; past it, keeps draining without
+// keeping anything and hands over null with the full size. A body that came
+// in one chunk (all but the largest) is handed over as that chunk, without a
+// copy. A longer one is decoded chunk by chunk into a string: joining the
+// chunks into one Buffer would take a malloc of the envelope's size (1.4 MiB
+// for a 1 MiB create) and its toString another (strings over ~1 MiB are
+// kept outside the heap), and malloc'd blocks that size, freed, fragment the
+// process heap, which does not shrink. Strings of chunk size live in V8's
+// heap, which returns its pages after a GC.
+function readBounded(req: http.IncomingMessage, limit: number, done: (body: Buffer | string | null, size: number) => void): void {
+  let first: Buffer | null = null;
+  let decoder: StringDecoder | null = null;
+  let text = '';
   let size = 0;
   req.on('data', (chunk: Buffer) => {
     size += chunk.length;
-    if (size <= limit) chunks.push(chunk);
-    else chunks.length = 0;
+    if (chunk.length >= LARGE_CHUNK_BYTES) noteLargeChunk(chunk.length);
+    if (size > limit) {
+      first = null;
+      decoder = null;
+      text = '';
+    } else if (first === null && decoder === null) {
+      first = chunk;
+    } else {
+      if (decoder === null) {
+        decoder = new StringDecoder('utf8');
+        text = decoder.write(first!);
+        first = null;
+      }
+      text += decoder.write(chunk);
+    }
   });
   req.on('end', () => {
     if (size > limit) done(null, size);
-    else done(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), size);
+    else if (decoder !== null) done(text + decoder.end(), size);
+    else done(first ?? Buffer.alloc(0), size);
   });
 }
 
@@ -142,6 +225,7 @@ function readPrefix(req: http.IncomingMessage, limit: number, done: (prefix: str
   const chunks: Buffer[] = [];
   let size = 0;
   req.on('data', (chunk: Buffer) => {
+    if (chunk.length >= LARGE_CHUNK_BYTES) noteLargeChunk(chunk.length);
     if (size < limit) chunks.push(chunk.length > limit - size ? chunk.subarray(0, limit - size) : chunk);
     size += chunk.length;
   });
