@@ -23,6 +23,7 @@ export interface RoundPlan {
 interface Slot {
   calls: number;
   errors: number;
+  retried: number;
   elapsedMs: number;
   cpuMs: number;
   latencyUs: number[];
@@ -35,6 +36,8 @@ export interface SlotFigures {
   readonly cpuUsPerCall: number;
   readonly calls: number;
   readonly errors: number;
+  // Refused as name-in-flux (see replay.ts), not errors.
+  readonly retried: number;
   // Median latency (µs) of each kind of call in the workload.
   readonly p50ByKindUs: Partial<Record<CallKind, number>>;
 }
@@ -56,7 +59,7 @@ export interface PluginFigures {
 }
 
 function emptySlot(): Slot {
-  return { calls: 0, errors: 0, elapsedMs: 0, cpuMs: 0, latencyUs: [], byKind: { recorded: [], denied: [], 'large-create': [], 'large-response': [] } };
+  return { calls: 0, errors: 0, retried: 0, elapsedMs: 0, cpuMs: 0, latencyUs: [], byKind: { recorded: [], judged: [], denied: [], 'large-create': [], 'large-response': [] } };
 }
 
 function figures(s: Slot): SlotFigures {
@@ -68,6 +71,7 @@ function figures(s: Slot): SlotFigures {
     cpuUsPerCall: (s.cpuMs * 1000) / s.calls,
     calls: s.calls,
     errors: s.errors,
+    retried: s.retried,
     p50ByKindUs,
   };
 }
@@ -131,6 +135,7 @@ export async function measurePlugins(
             const slot = slots[i]![workload][c];
             slot.calls += res.calls;
             slot.errors += res.errors;
+            slot.retried += res.retried;
             slot.elapsedMs += res.elapsedMs;
             slot.cpuMs += cpu1 - cpu0;
             for (const k of Object.keys(res.latencyUs) as CallKind[]) {

@@ -43,6 +43,7 @@ import { copyExecutables, GUARD_BINARY, guardSpec, nullSpec, startPlugin } from 
 import { report, type Config } from './report.ts';
 import { memorySvg, runSustained, type SustainedFigures } from './sustained.ts';
 import { cgroupSkipReason, runBurst, unitMemoryMax, type BurstResult } from './cgroup-burst.ts';
+import { startLookupReplay } from './lookupReplay.ts';
 import { buildTraffic, loadRecording, workloadCalls, type BenchCall, type Workload } from './traffic.ts';
 
 const USAGE =
@@ -119,8 +120,10 @@ async function main(): Promise<number> {
   const traffic: Record<Workload, BenchCall[]> = { typical: workloadCalls('typical', all), large: workloadCalls('large', all) };
   const env: Record<string, string> = cfg.nodeOptions === '' ? {} : { NODE_OPTIONS: cfg.nodeOptions };
   const exe = copyExecutables();
+  // userns-guard looks up what the replayed starts, execs and copies act on.
+  const engine = await startLookupReplay(recorded);
   try {
-    const specs = [nullSpec(exe.node, env), guardSpec(exe.guard, cfg.guardArgs, env)];
+    const specs = [nullSpec(exe.node, env), guardSpec(exe.guard, ['--engine-socket', engine.socket, ...cfg.guardArgs], env)];
     const plan = {
       rounds: cfg.rounds,
       coldRuns: cfg.coldRuns,
@@ -196,6 +199,7 @@ async function main(): Promise<number> {
     progress(`done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
     return code;
   } finally {
+    await engine.stop();
     exe.remove();
   }
 }

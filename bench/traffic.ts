@@ -3,6 +3,7 @@
 // synthetic large calls the recording lacks. Large ones are made here at run
 // time so the repository holds no megabytes of filler.
 
+import { decide, DEFAULT_POLICY } from '../src/policy/decide.ts';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +14,9 @@ export const RECORDING = path.join(path.dirname(fileURLToPath(import.meta.url)),
 // The engine forwards a request body to plugins only below 1 MiB (20.10).
 const ENGINE_FORWARD_LIMIT = 1 << 20;
 
-export type CallKind = 'recorded' | 'denied' | 'large-create' | 'large-response';
+// 'judged': recorded calls on existing containers, which userns-guard looks
+// up on the engine before it answers (start, exec, attach, docker cp, ...).
+export type CallKind = 'recorded' | 'judged' | 'denied' | 'large-create' | 'large-response';
 
 export interface BenchCall {
   readonly kind: CallKind;
@@ -44,19 +47,48 @@ export function loadRecording(file = RECORDING): RecordedCall[] {
 }
 
 export function buildTraffic(recorded: readonly RecordedCall[] = loadRecording()): BenchCall[] {
+  const withBinds = containersWithBinds(recorded);
   const calls: BenchCall[] = recorded.map((c) => {
     const env = JSON.parse(c.body) as Envelope;
     return {
-      kind: 'recorded',
+      kind: c.path === '/AuthZPlugin.AuthZReq' && needsLookups(c.body) ? 'judged' : 'recorded',
       label: `${c.path.slice('/AuthZPlugin.'.length)} ${env.RequestMethod} ${env.RequestUri}`,
       path: c.path,
       body: Buffer.from(c.body),
-      expectAllow: true,
+      // docker cp out of a container with a bind mount is refused
+      // (archive-host-mount); everything else the CLI did is allowed.
+      expectAllow: !(c.path === '/AuthZPlugin.AuthZReq' && copiesThroughBind(env, withBinds)),
     };
   });
   const create = recordedCreate(recorded);
   calls.push(...deniedCreates(create), largeCreate(create), largeResponse(recorded));
   return calls;
+}
+
+// What the policy itself says a call needs looked up (an existing container
+// or exec, a bind source, a volume).
+function needsLookups(envelope: string): boolean {
+  const d = decide(envelope, DEFAULT_POLICY);
+  return d.needs.containers.length + d.needs.execs.length + d.needs.volumes.length + d.needs.paths.length > 0;
+}
+
+// Names of the recorded containers whose inspect answer lists a bind mount.
+function containersWithBinds(recorded: readonly RecordedCall[]): Set<string> {
+  const names = new Set<string>();
+  for (const c of recorded) {
+    if (c.path !== '/AuthZPlugin.AuthZRes') continue;
+    const env = JSON.parse(c.body) as Envelope;
+    const m = /\/containers\/([^/?]+)\/json/.exec(env.RequestUri);
+    if (m === null || !env.ResponseBody) continue;
+    const inspect = JSON.parse(Buffer.from(env.ResponseBody, 'base64').toString('utf8')) as { Mounts?: { Type?: string }[] };
+    if (inspect.Mounts?.some((mount) => mount.Type === 'bind')) names.add(m[1]!);
+  }
+  return names;
+}
+
+function copiesThroughBind(env: Envelope, withBinds: ReadonlySet<string>): boolean {
+  const m = /\/containers\/([^/?]+)\/archive/.exec(env.RequestUri);
+  return m !== null && withBinds.has(m[1]!);
 }
 
 // A recorded container create to derive the synthetic calls from, so they
@@ -162,7 +194,7 @@ export type Workload = 'typical' | 'large';
 export function workloadCalls(name: string, all: readonly BenchCall[] = buildTraffic()): BenchCall[] {
   switch (name) {
     case 'typical':
-      return all.filter((c) => c.kind === 'recorded' || c.kind === 'denied');
+      return all.filter((c) => c.kind === 'recorded' || c.kind === 'judged' || c.kind === 'denied');
     case 'large':
       return all.filter((c) => c.kind === 'large-create' || c.kind === 'large-response');
     case 'all':

@@ -209,19 +209,34 @@ test('in flight: a name cannot be claimed while a call on it is judged or runnin
   const f = createInFlight();
   const since = f.mark();
   assert.equal(f.claimConflict('container', ['web']), null);
-  assert.ok(f.holdJudged('container', 'GET /containers/web/archive?path=/', ['web']));
+  assert.ok(f.holdJudged('container', 'GET /containers/web/archive?path=/', ['web'], since));
   assert.match(f.claimConflict('container', ['web'])!, /still in flight/);
   assert.equal(f.claimConflict('container', ['other']), null);
   f.release('GET /containers/web/archive?path=/');
   assert.equal(f.claimConflict('container', ['web']), null);
 
   // A claim allowed while a judgement was being made voids it.
-  assert.ok(f.holdClaim('container', 'POST /containers/x/rename?name=web', ['web']));
+  assert.ok(f.holdClaim('container', 'POST /containers/x/rename?name=web', ['web'], since));
   assert.match(f.judgedConflict('container', ['web'], since)!, /given to another container|making "web" refer/);
   f.release('POST /containers/x/rename?name=web');
   assert.match(f.judgedConflict('container', ['web'], since)!, /given to another container/);
   assert.equal(f.judgedConflict('container', ['web'], f.mark()), null);
   assert.equal(f.judgedConflict('volume', ['web'], since), null);
+
+  // An AuthZRes that overtook its call's answer: the call has run, no hold.
+  const early = f.mark();
+  f.release('POST /containers/web/start');
+  assert.ok(f.holdJudged('container', 'POST /containers/web/start', ['web'], early));
+  assert.equal(f.claimConflict('container', ['web']), null);
+  assert.equal(f.size(), 0);
+
+  // Holds expire: a name is never locked for long by an AuthZRes that never comes.
+  let clock = 0;
+  const g = createInFlight(() => clock);
+  assert.ok(g.holdJudged('container', 'k', ['n'], g.mark()));
+  assert.notEqual(g.claimConflict('container', ['n']), null);
+  clock += 31_000;
+  assert.equal(g.claimConflict('container', ['n']), null);
 });
 
 test('the AuthZRes names its call in its first fields', () => {

@@ -12,9 +12,11 @@
 //
 // The engine sends AuthZRes after the handler has returned, including when
 // it failed (moby pkg/authorization/middleware.go, 20.10 to 28.5), and the
-// handler resolves NAME first, so the window is closed without timing
-// assumptions. Entries also expire, which only bounds memory: a judged call
-// that outlives its expiry has long since resolved its container.
+// handler resolves NAME first thing after authorization. A hold ends with
+// the AuthZRes, or after 30 s: some AuthZRes never come (another
+// authorization plugin refused the call, the engine lost the plugin), and a
+// name must not stay locked for long; 30 s is many orders of magnitude past
+// the microseconds between the answer and the engine's lookup of NAME.
 //
 // The same holds volume names, which a create's copy-up judgement depends on.
 
@@ -31,19 +33,25 @@ export interface InFlight {
   mark(): number;
   judgedConflict(space: Space, names: readonly string[], since: number): string | null;
   claimConflict(space: Space, names: readonly string[]): string | null;
-  holdJudged(space: Space, key: string, names: readonly string[]): boolean;
-  holdClaim(space: Space, key: string, names: readonly string[]): boolean;
+  // `since` is the mark taken when the call's judgement began: an AuthZRes
+  // for the same call that arrived after it (only a replay or a reordering
+  // proxy sends one before the answer) means the call has already run.
+  holdJudged(space: Space, key: string, names: readonly string[], since: number): boolean;
+  holdClaim(space: Space, key: string, names: readonly string[], since: number): boolean;
   // The AuthZRes for `key` arrived: its call has run.
   release(key: string): void;
   size(): number;
 }
 
-const JUDGED_TTL_MS = 10 * 60_000;
-const CLAIM_TTL_MS = 60_000;
+const HOLD_TTL_MS = 30_000;
 const MAX_ENTRIES = 10_000;
+const MAX_EARLY = 1_000;
 
 export function createInFlight(now: () => number = Date.now): InFlight {
+  // Counts marks, claims and releases, so each can be ordered after another.
   let seq = 0;
+  // AuthZRes that found no hold to end: key -> seq.
+  const early = new Map<string, number>();
   // Claims before this mark were forgotten (see holdClaim); a judgement that
   // began before it cannot be vouched for.
   let forgottenBefore = -1;
@@ -62,10 +70,16 @@ export function createInFlight(now: () => number = Date.now): InFlight {
     return list;
   };
   const holding = (list: Entry[], names: readonly string[]) => live(list).find((e) => e.names.some((n) => names.includes(n)));
+  const ranAlready = (key: string, since: number): boolean => {
+    const at = early.get(key);
+    if (at === undefined || at <= since) return false;
+    early.delete(key);
+    return true;
+  };
   const total = () => judged.container.length + judged.volume.length + claims.container.length + claims.volume.length;
 
   return {
-    mark: () => seq,
+    mark: () => ++seq,
     judgedConflict(space, names, since) {
       if (since < forgottenBefore) return 'too many names changed while the call was being judged';
       const claim = holding(claims[space], names);
@@ -79,12 +93,13 @@ export function createInFlight(now: () => number = Date.now): InFlight {
       const held = holding(judged[space], names);
       return held === undefined ? null : `a call on ${quoteList(held.names)} (${held.key}) is still in flight`;
     },
-    holdJudged(space, key, names) {
+    holdJudged(space, key, names, since) {
+      if (ranAlready(key, since)) return true;
       if (total() >= MAX_ENTRIES) return false;
-      judged[space].push({ key, names, expires: now() + JUDGED_TTL_MS });
+      judged[space].push({ key, names, expires: now() + HOLD_TTL_MS });
       return true;
     },
-    holdClaim(space, key, names) {
+    holdClaim(space, key, names, since) {
       if (total() >= MAX_ENTRIES) return false;
       seq++;
       for (const n of names) lastClaim[space].set(n, seq);
@@ -92,16 +107,25 @@ export function createInFlight(now: () => number = Date.now): InFlight {
         lastClaim[space].clear();
         forgottenBefore = seq;
       }
-      claims[space].push({ key, names, expires: now() + CLAIM_TTL_MS });
+      if (!ranAlready(key, since)) claims[space].push({ key, names, expires: now() + HOLD_TTL_MS });
       return true;
     },
     release(key) {
+      seq++;
+      let found = false;
       for (const lists of [judged, claims]) {
         for (const space of ['container', 'volume'] as const) {
           const list = lists[space];
           const at = list.findIndex((e) => e.key === key);
-          if (at >= 0) list.splice(at, 1);
+          if (at >= 0) {
+            list.splice(at, 1);
+            found = true;
+          }
         }
+      }
+      if (!found) {
+        early.set(key, seq);
+        if (early.size > MAX_EARLY) early.delete(early.keys().next().value!);
       }
     },
     size: total,

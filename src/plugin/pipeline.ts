@@ -59,10 +59,10 @@ async function withFacts(d: Decision, p: Pipeline): Promise<Decision> {
   if (claimedLate !== null) return claimedLate;
 
   const held =
-    (judgedContainers.length === 0 || p.inFlight.holdJudged('container', key, judgedContainers)) &&
-    (judgedVolumes.length === 0 || p.inFlight.holdJudged('volume', key, judgedVolumes)) &&
-    (d.asks.claimsContainerNames.length === 0 || p.inFlight.holdClaim('container', key, d.asks.claimsContainerNames)) &&
-    (d.asks.claimsVolumeNames.length === 0 || p.inFlight.holdClaim('volume', key, d.asks.claimsVolumeNames));
+    (judgedContainers.length === 0 || p.inFlight.holdJudged('container', key, judgedContainers, since)) &&
+    (judgedVolumes.length === 0 || p.inFlight.holdJudged('volume', key, judgedVolumes, since)) &&
+    (d.asks.claimsContainerNames.length === 0 || p.inFlight.holdClaim('container', key, d.asks.claimsContainerNames, since)) &&
+    (d.asks.claimsVolumeNames.length === 0 || p.inFlight.holdClaim('volume', key, d.asks.claimsVolumeNames, since));
   if (!held) {
     p.inFlight.release(key);
     return overrule(judged, { rule: 'name-in-flux', reason: 'refused: too many calls on existing containers are in flight; retry' }, p.policy);
