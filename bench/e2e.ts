@@ -28,6 +28,9 @@ export interface E2eSetup {
   readonly name: 'none' | 'null' | 'userns-guard';
   list: Summary;
   create: Summary;
+  // GET /containers/{name}/archive of a small file (docker cp out of a
+  // running container): the call userns-guard looks up before it answers.
+  archive: Summary;
 }
 
 export interface E2eResult {
@@ -59,6 +62,7 @@ interface Target {
   readonly agent: http.Agent;
   readonly list: number[];
   readonly create: number[];
+  readonly archive: number[];
 }
 
 export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
@@ -97,6 +101,7 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
       agent: new http.Agent({ keepAlive: true, maxSockets: 1 }),
       list: [],
       create: [],
+      archive: [],
     }));
 
     opts.progress('e2e: a few containers in each engine (3 running, 2 created)');
@@ -118,7 +123,7 @@ export async function runE2e(opts: E2eOptions): Promise<E2eResult> {
     for (const t of targets) t.agent.destroy();
     return {
       engine: version,
-      setups: targets.map((t) => ({ name: t.name, list: summarize(t.list), create: summarize(t.create) })),
+      setups: targets.map((t) => ({ name: t.name, list: summarize(t.list), create: summarize(t.create), archive: summarize(t.archive) })),
       errors,
       errorSamples,
       hostileRefused,
@@ -145,6 +150,11 @@ async function round(
       const r = await call(t, 'GET', `${API}/containers/json`);
       if (r.status !== 200) fail(`${t.name}: GET /containers/json -> ${r.status} ${r.body.slice(0, 200)}`);
       else if (record) t.list.push(r.ms);
+    }
+    for (let i = 0; i < lists; i++) {
+      const r = await call(t, 'GET', `${API}/containers/running-0/archive?path=%2Fbin%2Fecho`);
+      if (r.status !== 200) fail(`${t.name}: GET /containers/running-0/archive -> ${r.status} ${r.body.slice(0, 200)}`);
+      else if (record) t.archive.push(r.ms);
     }
     const ids: string[] = [];
     for (let i = 0; i < creates; i++) {

@@ -202,7 +202,7 @@ export function report(
       const e2eNull = setup(run, 'null')!;
       const e2eGuard = setup(run, 'userns-guard')!;
       const erows: string[][] = [[`end to end, ms, dockerd ${run.engine}`, 'none', 'null', 'userns-guard', 'null/none', 'guard/none', 'guard/null']];
-      for (const [label, key] of [['GET /containers/json', 'list'], ['POST /containers/create', 'create']] as const) {
+      for (const [label, key] of [['GET /containers/json', 'list'], ['POST /containers/create', 'create'], ['GET /containers/{name}/archive', 'archive']] as const) {
         const n = none[key];
         const z = e2eNull[key];
         const g = e2eGuard[key];
