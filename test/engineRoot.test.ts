@@ -137,6 +137,10 @@ test('copyUIDGID and hidden form bodies are refused without a lookup', () => {
   const form = { 'Content-Type': 'application/x-www-form-urlencoded' };
   assert.equal(call('POST', '/containers/web/rename', undefined, form).rule, 'body-not-visible');
   assert.equal(call('POST', '/containers/web/checkpoints?dir=/etc').rule, 'checkpoint-dir');
+  assert.equal(call('POST', '/containers/web/checkpoints', { CheckpointID: 'c1', checkpointdir: '/etc/x' }).rule, 'checkpoint-dir');
+  assert.equal(call('POST', '/containers/web/checkpoints', { CheckpointID: 'c1' }).allow, true);
+  assert.equal(call('POST', '/containers/web/checkpoints', undefined, { 'Content-Type': 'application/json', 'Content-Length': '5000000' }).rule, 'checkpoint-dir', 'a body it cannot see');
+  assert.equal(call('POST', '/containers/web/checkpoints', undefined, { 'Content-Length': '0' }).allow, true);
 });
 
 test('bind sources the engine would create: judged at create, and at start from the container', () => {

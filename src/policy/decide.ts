@@ -11,8 +11,8 @@
 // is known, without touching the body.
 
 import { header, readEnvelope, type Call } from '../engine/envelope.ts';
-import { lastScalar, type JObject } from '../engine/goJson.ts';
-import { readJsonBody } from '../engine/requestBody.ts';
+import { fieldValues, lastScalar, type JObject } from '../engine/goJson.ts';
+import { contentLength, readJsonBody } from '../engine/requestBody.ts';
 import { isApiBelow, parseRequestUri, queryValues, type Route } from '../engine/routes.ts';
 import { asksOf, bindDevicesOf, needsOf, NOTHING, type Asks } from './asks.ts';
 import { needsNothing, type FactNeeds, type Facts } from './facts.ts';
@@ -187,10 +187,18 @@ function hiddenFormViolation(call: Call, what: string, field: string): Violation
 }
 
 // Experimental engines' checkpoint routes take a host directory to create,
-// list or remove as root.
+// list or remove as root: in the query (dir), or in a create's JSON body
+// (CheckpointDir).
 function checkpointDirViolation(call: Call, route: Route): Violation | null {
-  if (queryValues(route.query, 'dir').length > 0 || queryValues(route.query, 'checkpoint-dir').length > 0) {
-    return { rule: 'checkpoint-dir', reason: 'refused: a checkpoint directory is a host path the engine would create, read or remove as root; use the default checkpoint location' };
+  const refuse: Violation = {
+    rule: 'checkpoint-dir',
+    reason: 'refused: a checkpoint directory is a host path the engine would create, read or remove as root; use the default checkpoint location',
+  };
+  if (queryValues(route.query, 'dir').length > 0 || queryValues(route.query, 'checkpoint-dir').length > 0) return refuse;
+  if (call.method.toUpperCase() === 'POST' && !(call.body === null && contentLength(call) === 0)) {
+    const body = readJsonBody(call);
+    if (body.kind !== 'object') return { ...refuse, reason: `refused: a checkpoint create whose body userns-guard cannot read (${body.kind === 'not-visible' ? body.why : 'not one JSON object'}) may name a host directory` };
+    if (fieldValues(body.object, 'CheckpointDir').some((v) => typeof v === 'string' && v !== '')) return refuse;
   }
   return hiddenFormViolation(call, 'checkpoint', 'the checkpoint directory');
 }
