@@ -8,10 +8,10 @@
 import http from 'node:http';
 import type { ContainerFacts, Lookup, RemappedRoot, VolumeFacts } from '../policy/facts.ts';
 import { containerFactsOf, execContainerOf, remappedRootOf, volumeFactsOf } from './inspect.ts';
+import { errorMessage, unixRequest } from './unixHttp.ts';
 
 export const DEFAULT_ENGINE_SOCKET = '/run/docker.sock';
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 3_000;
-const MAX_ANSWER_BYTES = 4 << 20;
 
 export interface EngineApi {
   container(ref: string): Promise<Lookup<ContainerFacts>>;
@@ -53,38 +53,18 @@ function interpret<T>(
   if ('error' in answer) return { kind: 'unknown', why: `the engine did not answer the lookup of ${what} (${answer.error})` };
   if (answer.status === 404) return { kind: 'absent' };
   if (answer.status !== 200) {
-    return { kind: 'unknown', why: `the engine answered the lookup of ${what} with ${answer.status} ${engineMessage(answer.body)}` };
+    return { kind: 'unknown', why: `the engine answered the lookup of ${what} with ${answer.status} ${errorMessage(answer.body)}` };
   }
   const parsed = parse(answer.body);
   return parsed.ok ? { kind: 'found', value: parsed.value } : { kind: 'unknown', why: parsed.error };
 }
 
-function getJson(agent: http.Agent, socketPath: string, path: string, timeoutMs: number): Promise<Answer> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const settle = (a: Answer) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve(a);
-    };
-    const req = http.request({ socketPath, method: 'GET', path, agent, headers: { Host: 'docker' } }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_ANSWER_BYTES) req.destroy(new Error(`answer larger than ${MAX_ANSWER_BYTES} bytes`));
-        else chunks.push(c);
-      });
-      res.on('end', () => settle({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', (err) => settle({ error: err.message }));
-    });
-    const timer = setTimeout(() => {
-      req.destroy(new Error(`no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    req.on('error', (err) => settle({ error: describe(err, socketPath) }));
-    req.end();
-  });
+async function getJson(agent: http.Agent, socketPath: string, path: string, timeoutMs: number): Promise<Answer> {
+  try {
+    return await unixRequest(socketPath, 'GET', path, { agent, timeoutMs });
+  } catch (err) {
+    return { error: describe(err as NodeJS.ErrnoException, socketPath) };
+  }
 }
 
 function describe(err: NodeJS.ErrnoException, socketPath: string): string {
@@ -92,16 +72,6 @@ function describe(err: NodeJS.ErrnoException, socketPath: string): string {
   if (err.code === 'EACCES') return `permission denied on ${socketPath}`;
   if (err.code === 'ECONNREFUSED') return `nothing listens on ${socketPath}`;
   return err.message;
-}
-
-function engineMessage(body: string): string {
-  try {
-    const m = (JSON.parse(body) as { message?: unknown }).message;
-    if (typeof m === 'string') return m.slice(0, 200);
-  } catch {
-    // not JSON
-  }
-  return body.trim().slice(0, 200);
 }
 
 // Route parameters reach the policy percent-decoded, one byte per character

@@ -53,7 +53,7 @@ export function whyNotForwarded(call: Call): string {
 }
 
 // Go's mime.ParseMediaType lower-cases the type and drops parameters.
-function mediaType(value: string): string {
+export function mediaType(value: string): string {
   return value.split(';', 1)[0]!.trim().toLowerCase();
 }
 

@@ -24,6 +24,7 @@ interface MutableFacts {
   execs: Map<string, Lookup<ContainerFacts>>;
   volumes: Map<string, Lookup<VolumeFacts>>;
   paths: Map<string, PathFacts>;
+  // Looked up once per call, for its paths' judgement.
   remappedRoot: Lookup<RemappedRoot> | null;
 }
 

@@ -5,6 +5,7 @@
 
 import { gather, emptyFacts, type FactSources } from '../facts/gather.ts';
 import { decide, judgeFacts, needsAfter, needsFactsFirst, overrule, type Decision, type PolicyOptions } from '../policy/decide.ts';
+import { containerName } from '../policy/asks.ts';
 import { needsNothing } from '../policy/facts.ts';
 import type { InFlight } from './inFlight.ts';
 
@@ -32,7 +33,7 @@ async function withFacts(d: Decision, p: Pipeline): Promise<Decision> {
 
   const since = p.inFlight.mark();
   let judged = d;
-  const judgedContainers = d.asks.target?.kind === 'container' ? [bare(d.asks.target.ref)] : [];
+  const judgedContainers = d.asks.target?.kind === 'container' ? [containerName(d.asks.target.ref)] : [];
   const judgedVolumes = d.asks.volumes.flatMap((v) => (v.name === null ? [] : [v.name]));
   if (needsFactsFirst(d)) {
     if (p.sources === null) {
@@ -75,11 +76,6 @@ function claimConflict(d: Decision, p: Pipeline): Decision | null {
     p.inFlight.claimConflict('container', d.asks.claimsContainerNames) ?? p.inFlight.claimConflict('volume', d.asks.claimsVolumeNames);
   if (conflict === null) return null;
   return overrule(d, { rule: 'name-in-flux', reason: `refused: ${conflict}, and this call would change what its name refers to; retry once it is done` }, p.policy);
-}
-
-// Names resolve with or without their leading slash.
-function bare(ref: string): string {
-  return ref.replace(/^\//, '');
 }
 
 export function inFlightKey(method: string, uri: string): string {

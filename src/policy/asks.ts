@@ -47,8 +47,6 @@ export interface Asks {
   readonly claimsVolumeNames: readonly string[];
   readonly createdBindSources: readonly BindAsk[];
   readonly volumes: readonly VolumeAsk[];
-  // A restart policy that makes the engine start the container by itself.
-  readonly restarts: boolean;
 }
 
 export const NOTHING: Asks = {
@@ -57,7 +55,6 @@ export const NOTHING: Asks = {
   claimsVolumeNames: [],
   createdBindSources: [],
   volumes: [],
-  restarts: false,
 };
 
 export function asksOf(route: Route, match: RouteMatch | null, body: () => BodyResult): Asks {
@@ -139,13 +136,11 @@ function createAsks(body: JObject): Omit<Asks, 'claimsContainerNames'> {
       });
     }
   }
-  const policies = views.flatMap((v) => objectsUnder(v, 'RestartPolicy')).flatMap((p) => fieldValues(p, 'Name'));
   return {
     target: null,
     claimsVolumeNames: volumes.filter((v) => v.name !== null && v.inlineOptions.length > 0).map((v) => v.name!),
     createdBindSources,
     volumes,
-    restarts: policies.some((p) => typeof p === 'string' && p !== '' && p !== 'no'),
   };
 }
 

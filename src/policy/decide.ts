@@ -12,7 +12,7 @@
 
 import { header, readEnvelope, type Call } from '../engine/envelope.ts';
 import { fieldValues, lastScalar, type JObject } from '../engine/goJson.ts';
-import { contentLength, readJsonBody } from '../engine/requestBody.ts';
+import { contentLength, mediaType, readJsonBody } from '../engine/requestBody.ts';
 import { isApiBelow, parseRequestUri, queryValues, type Route } from '../engine/routes.ts';
 import { asksOf, bindDevicesOf, needsOf, NOTHING, type Asks } from './asks.ts';
 import { needsNothing, type FactNeeds, type Facts } from './facts.ts';
@@ -104,7 +104,7 @@ function violationFor(call: Call, route: Route, match: RouteMatch | null, option
     case 'container-create':
       return createFinding(call, options);
     case 'container-start':
-      return only(legacyStartViolation(call, route) ?? (isLegacy(route) ? legacyStartHardeningViolation(call, deny) : null));
+      return only(legacyStartViolation(call, route) ?? (isApiBelow(route, '1.24') ? legacyStartHardeningViolation(call, deny) : null));
     case 'exec-create':
       return only(hardeningBodyViolation(call, 'exec', deny));
     case 'volume-create':
@@ -131,10 +131,6 @@ function violationFor(call: Call, route: Route, match: RouteMatch | null, option
     default:
       return NOTHING_FOUND;
   }
-}
-
-function isLegacy(route: Route): boolean {
-  return isApiBelow(route, '1.24');
 }
 
 function createFinding(call: Call, options: PolicyOptions): Finding {
@@ -178,7 +174,7 @@ function copyOwnershipViolation(call: Call, route: Route): Violation | null {
 // These handlers read their query parameters through Go's ParseForm, which
 // also reads a urlencoded or multipart body the engine never forwards.
 function hiddenFormViolation(call: Call, what: string, field: string): Violation | null {
-  const type = (header(call, 'Content-Type') ?? '').split(';', 1)[0]!.trim().toLowerCase();
+  const type = mediaType(header(call, 'Content-Type') ?? '');
   if (type !== 'application/x-www-form-urlencoded' && type !== 'multipart/form-data') return null;
   return {
     rule: 'body-not-visible',

@@ -78,7 +78,6 @@ export interface Facts {
   readonly execs: ReadonlyMap<string, Lookup<ContainerFacts>>;
   readonly volumes: ReadonlyMap<string, Lookup<VolumeFacts>>;
   readonly paths: ReadonlyMap<string, PathFacts>;
-  readonly remappedRoot: Lookup<RemappedRoot> | null;
 }
 
 export const NO_FACTS: Facts = {
@@ -86,7 +85,6 @@ export const NO_FACTS: Facts = {
   execs: new Map(),
   volumes: new Map(),
   paths: new Map(),
-  remappedRoot: null,
 };
 
 // What a call needs looked up before it can be judged.
