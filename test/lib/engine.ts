@@ -408,6 +408,10 @@ async function restartEngine(engine: Engine, extraArgs: string[], authzPlugins: 
   const deadline = Date.now() + 5_000;
   while (ownedPids(engine.dir).length > 0 && Date.now() < deadline) await sleep(100);
   killLeftovers(engine.dir);
+  // SIGKILL is not death yet: an old containerd still holding its metadata
+  // database makes the new one hang until dockerd gives up on it.
+  const killed = Date.now() + 5_000;
+  while (ownedPids(engine.dir).length > 0 && Date.now() < killed) await sleep(50);
   const plugins = authzPlugins.map((p) => ({ socket: p.socket, name: p.name ?? `userns-guard-test-${randomBytes(6).toString('hex')}` }));
   writePluginSpecs(plugins);
   tracked.specFiles.push(...plugins.map((p) => specPath(p.name)));
