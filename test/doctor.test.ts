@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { kernelCheck, socketCheck, subIdCheck } from '../src/host/doctorChecks.ts';
 import { buildsForTests, engineSkipReason, engineTitle, startEngine, type Engine } from './lib/engine.ts';
@@ -53,7 +54,7 @@ async function containerIds(engine: Engine): Promise<string[]> {
 
 const ALL_CHECKS = [
   'kernel.userns', 'daemon-json', 'daemon-json.userns-remap', 'daemon-json.authorization-plugins', 'subuid', 'subgid',
-  'plugin.socket', 'plugin.activate', 'plugin.lookups', 'engine.api', 'engine.userns', 'engine.authz', 'engine.probe',
+  'plugin.socket', 'plugin.activate', 'plugin.lookups', 'engine.plugin-discovery', 'engine.api', 'engine.userns', 'engine.authz', 'engine.probe',
   'engine.probe.bind-source', 'engine.host-userns', 'engine.bind-sources',
 ];
 
@@ -101,7 +102,7 @@ for (const build of buildsForTests()) {
       assert.equal(text.code, 0, text.stdout);
       const lines = text.stdout.trimEnd().split('\n');
       assert.deepEqual(lines.slice(0, ALL_CHECKS.length).map((l) => /^ok {3}([\w.-]+): /.exec(l)?.[1]), ALL_CHECKS);
-      assert.match(lines.at(-1)!, /^16 checks: 16 ok, 0 warn, 0 FAIL$/);
+      assert.match(lines.at(-1)!, /^17 checks: 17 ok, 0 warn, 0 FAIL$/);
     });
 
     await t.test('no userns-remap in daemon.json', async () => {
@@ -163,6 +164,35 @@ for (const build of buildsForTests()) {
       assert.equal(r.code, 1);
       assert.equal(status(r, 'subgid'), 'fail');
       assert.match(check(r, 'subgid').message, /overlaps staff/);
+    });
+
+    await t.test('plugins the engine discovers that do not answer', async () => {
+      setUp();
+      write(root, 'etc/docker/plugins/live.spec', `unix://${plugin.socket}\n`);
+      write(root, 'etc/docker/plugins/dead.spec', `unix://${path.join(root, 'nobody-here.sock')}\n`);
+      write(root, 'usr/lib/docker/plugins/remote/remote.json', JSON.stringify({ Name: 'remote', Addr: 'tcp://192.0.2.1:9999' }));
+      // A socket file whose listener is gone, as a crashed plugin leaves it.
+      const ghost = path.join(root, 'run/docker/plugins/ghost/ghost.sock');
+      fs.mkdirSync(path.dirname(ghost), { recursive: true });
+      const server = net.createServer();
+      await new Promise<void>((resolve) => server.listen(path.join(root, 'listening.sock'), resolve));
+      fs.renameSync(path.join(root, 'listening.sock'), ghost);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      try {
+        const r = await doctorJson(args);
+        const c = check(r, 'engine.plugin-discovery');
+        assert.equal(c.status, 'warn', c.message);
+        assert.equal(r.code, 0, 'a warning is not a failure');
+        assert.match(c.message, /2 plugin\(s\) that do not answer/);
+        assert.match(c.message, /dead\.spec \(no socket at /);
+        assert.match(c.message, /ghost\.sock \(nothing listens on /);
+        assert.doesNotMatch(c.message, /live\.spec|remote\.json/);
+        assert.match(c.message, /--lookup-timeout/);
+        assert.match(c.fix, /ghost\.sock .*dead\.spec/);
+      } finally {
+        for (const f of ['etc/docker/plugins', 'usr/lib/docker/plugins', 'run/docker/plugins']) fs.rmSync(path.join(root, f), { recursive: true, force: true });
+      }
+      assert.equal(status(await doctorJson(args), 'engine.plugin-discovery'), 'ok');
     });
 
     await t.test('plugin socket missing', async () => {

@@ -71,6 +71,7 @@ function describe(err: NodeJS.ErrnoException, socketPath: string): string {
   if (err.code === 'ENOENT') return `no engine socket at ${socketPath}`;
   if (err.code === 'EACCES') return `permission denied on ${socketPath}`;
   if (err.code === 'ECONNREFUSED') return `nothing listens on ${socketPath}`;
+  if (/^no answer within/.test(err.message)) return `${err.message}, --lookup-timeout`;
   return err.message;
 }
 

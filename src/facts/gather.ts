@@ -83,7 +83,9 @@ function bounded<T>(
   late: (why: string) => T = (why) => ({ kind: 'unknown', why }) as T,
 ): Promise<T> {
   const left = deadline - Date.now();
-  const why = 'no answer within the lookup deadline';
+  // The operator's remedy is the flag: an engine can be slow at a lookup
+  // (it probes every plugin it can discover for a volume name it does not know).
+  const why = 'no answer within the lookup deadline, --lookup-timeout';
   if (left <= 0) return Promise.resolve(late(why));
   return new Promise<T>((resolve) => {
     const timer = setTimeout(() => resolve(late(why)), left);

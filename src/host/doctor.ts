@@ -10,6 +10,7 @@ import { readIfExists } from './fileChanges.ts';
 import { idsByName } from './hostFiles.ts';
 import { PLUGIN_NAME } from './install.ts';
 import { activateCheck, containerChecks, engineChecks, lookupCheck } from './liveChecks.ts';
+import { discoverPlugins, pluginDiscoveryCheck, probePlugins } from './pluginDiscovery.ts';
 import { absolutePath, exitQuietlyOnClosedStdout, parseSubcommandArgs } from './subcommandArgs.ts';
 
 const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
@@ -112,6 +113,9 @@ async function runChecks(inp: DoctorInputs): Promise<Check[]> {
     checks.push(activate);
     if (activate.status === 'ok') checks.push(await lookupCheck(inp.socket));
   }
+
+  const discovered = discoverPlugins(inp.root);
+  checks.push(pluginDiscoveryCheck(discovered, await probePlugins(discovered), inp.socket));
 
   const engine = await engineChecks({ dockerHost: inp.dockerHost, pluginName: inp.pluginName, probeImage: inp.probeImage });
   checks.push(...engine);

@@ -30,6 +30,10 @@ export const ENGINE_CACHE = process.env.USERNS_GUARD_ENGINE_CACHE ?? '/var/cache
 export const EXPECTED_ENGINES = ['20.10.24', '26.1.5', '28.5.2'] as const;
 const BUSYBOX = '/bin/busybox';
 const PLUGIN_SPEC_DIR = '/etc/docker/plugins';
+const TEST_SPEC_PREFIX = 'userns-guard-test-';
+// Where every engine puts its managed plugins' runtime files, whatever its
+// --exec-root (moby's getPluginExecRoot).
+const PLUGIN_EXEC_ROOT = '/run/docker/plugins';
 const IMAGE = 'ugbox:latest';
 const APPLETS = [
   'sh', 'cat', 'ls', 'id', 'echo', 'sleep', 'true', 'false', 'env', 'touch',
@@ -251,8 +255,9 @@ export async function startEngine(opts: EngineOptions = {}): Promise<Engine> {
   const logFile = join(dir, 'dockerd.log');
   const plugins = (opts.authzPlugins ?? []).map((p) => ({
     socket: p.socket,
-    name: p.name ?? `userns-guard-test-${randomBytes(6).toString('hex')}`,
+    name: p.name ?? `${TEST_SPEC_PREFIX}${randomBytes(6).toString('hex')}`,
   }));
+  await removeStaleTestSpecs();
   const tracked: Tracked = { dir, pid: 0, specFiles: plugins.map((p) => specPath(p.name)), exited: Promise.resolve() };
   live.set(dir, tracked);
 
@@ -295,6 +300,32 @@ function ensureDockremap(): void {
       appendFileSync(file, `${text === '' || text.endsWith('\n') ? '' : '\n'}dockremap:100000:65536\n`);
     }
   }
+}
+
+// Every engine probes every plugin it can discover when asked for a volume
+// name it does not know, and waits about 15 s on one whose socket is dead. A
+// spec left by an aborted run of this suite would make all later engines slow
+// at that, and the guard's volume lookups time out: remove those, and only
+// those (ours by name, not held by this process, nobody listening).
+async function removeStaleTestSpecs(): Promise<void> {
+  if (!existsSync(PLUGIN_SPEC_DIR)) return;
+  const ours = new Set([...live.values()].flatMap((t) => t.specFiles));
+  for (const name of readdirSync(PLUGIN_SPEC_DIR)) {
+    const file = join(PLUGIN_SPEC_DIR, name);
+    if (!name.startsWith(TEST_SPEC_PREFIX) || !name.endsWith('.spec') || ours.has(file)) continue;
+    const addr = readFileSync(file, 'utf8').trim().replace(/^unix:\/\//, '');
+    if (!(await listening(addr))) rmSync(file, { force: true });
+  }
+}
+
+function listening(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const conn = net.createConnection(socketPath);
+    const done = (up: boolean) => { clearTimeout(timer); conn.destroy(); resolve(up); };
+    const timer = setTimeout(() => done(true), 1_000); // slow is not dead
+    conn.on('connect', () => done(true));
+    conn.on('error', () => done(false));
+  });
 }
 
 function specPath(name: string): string {
@@ -412,7 +443,7 @@ async function restartEngine(engine: Engine, extraArgs: string[], authzPlugins: 
   // database makes the new one hang until dockerd gives up on it.
   const killed = Date.now() + 5_000;
   while (ownedPids(engine.dir).length > 0 && Date.now() < killed) await sleep(50);
-  const plugins = authzPlugins.map((p) => ({ socket: p.socket, name: p.name ?? `userns-guard-test-${randomBytes(6).toString('hex')}` }));
+  const plugins = authzPlugins.map((p) => ({ socket: p.socket, name: p.name ?? `${TEST_SPEC_PREFIX}${randomBytes(6).toString('hex')}` }));
   writePluginSpecs(plugins);
   tracked.specFiles.push(...plugins.map((p) => specPath(p.name)));
   const spawn = () => {
@@ -579,6 +610,7 @@ function reap(tracked: Tracked): void {
   killLeftovers(tracked.dir);
   unmountUnder(tracked.dir);
   for (const f of tracked.specFiles) rmSync(f, { force: true });
+  for (const id of managedPluginIds(tracked.dir)) rmSync(join(PLUGIN_EXEC_ROOT, id), { recursive: true, force: true });
   try {
     rmSync(tracked.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   } catch {
@@ -586,14 +618,30 @@ function reap(tracked: Tracked): void {
   }
 }
 
-// containerd and its shims name the temp dir on their command line; the
-// container init processes are the shims' children and do not, so take those
-// too. Killing a container's pid-namespace init kills the whole container.
+// Managed plugins live in the data root (the remapped one under
+// --userns-remap), their runtime files outside the temp dir.
+function managedPluginIds(dir: string): string[] {
+  const data = join(dir, 'data');
+  const roots = [join(data, 'plugins'), ...safeReaddir(data).filter((d) => /^\d+\.\d+$/.test(d)).map((d) => join(data, d, 'plugins'))];
+  return roots.flatMap((r) => safeReaddir(r)).filter((id) => /^[0-9a-f]{64}$/.test(id));
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
 // Processes (containerd, shims) naming the temp dir on their command line.
 function ownedPids(dir: string): number[] {
   return listPids().filter((pid) => pid !== process.pid && readProc(pid, 'cmdline')?.includes(`${dir}/`));
 }
 
+// containerd and its shims name the temp dir on their command line; the
+// container init processes are the shims' children and do not, so take those
+// too. Killing a container's pid-namespace init kills the whole container.
 function killLeftovers(dir: string): void {
   const marker = `${dir}/`;
   const owned = new Set<number>();
