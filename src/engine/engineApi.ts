@@ -5,10 +5,10 @@
 // deadline: a lookup that cannot be answered refuses the call it serves; it
 // never holds the engine.
 
-import http from 'node:http';
 import type { ContainerFacts, Lookup, RemappedRoot, VolumeFacts } from '../policy/facts.ts';
 import { containerFactsOf, execContainerOf, remappedRootOf, volumeFactsOf } from './inspect.ts';
-import { errorMessage, unixRequest } from './unixHttp.ts';
+import { createLookupClient, type LookupClient } from './lookupClient.ts';
+import { errorMessage } from './unixHttp.ts';
 
 export const DEFAULT_ENGINE_SOCKET = '/run/docker.sock';
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 3_000;
@@ -23,8 +23,8 @@ export interface EngineApi {
 
 export function createEngineApi(socketPath: string, timeoutMs = DEFAULT_LOOKUP_TIMEOUT_MS): EngineApi {
   // Keep-alive: a lookup costs one round trip, not a connect as well.
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 16, maxFreeSockets: 4 });
-  const get = (path: string) => getJson(agent, socketPath, path, timeoutMs);
+  const client = createLookupClient(socketPath);
+  const get = (path: string) => getJson(client, socketPath, path, timeoutMs);
   const api: EngineApi = {
     async container(ref) {
       return interpret(await get(`/containers/${encodeParam(ref)}/json`), containerFactsOf, `container ${JSON.stringify(ref)}`);
@@ -59,9 +59,9 @@ function interpret<T>(
   return parsed.ok ? { kind: 'found', value: parsed.value } : { kind: 'unknown', why: parsed.error };
 }
 
-async function getJson(agent: http.Agent, socketPath: string, path: string, timeoutMs: number): Promise<Answer> {
+async function getJson(client: LookupClient, socketPath: string, path: string, timeoutMs: number): Promise<Answer> {
   try {
-    return await unixRequest(socketPath, 'GET', path, { agent, timeoutMs });
+    return await client.get(path, timeoutMs);
   } catch (err) {
     return { error: describe(err as NodeJS.ErrnoException, socketPath) };
   }

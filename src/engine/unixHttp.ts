@@ -1,6 +1,6 @@
 // One HTTP exchange over a unix socket, bounded in time and size: doctor
-// talks to the plugin and to the engine with it, and the plugin makes its
-// lookups with it (over a keep-alive agent of its own).
+// talks to the plugin and to the engine with it. (The plugin's own lookups
+// have a cheaper client, lookupClient.ts.)
 
 import http from 'node:http';
 
@@ -15,13 +15,13 @@ export function unixRequest(
   socketPath: string,
   method: string,
   path: string,
-  opts: { body?: string; headers?: Record<string, string>; timeoutMs?: number; agent?: http.Agent } = {},
+  opts: { body?: string; headers?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<UnixResponse> {
   const headers: Record<string, string> = { Host: 'docker', ...opts.headers };
   if (opts.body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(opts.body));
   return new Promise((resolve, reject) => {
-    // By default one connection per call, none left open when doctor exits.
-    const req = http.request({ socketPath, method, path, headers, agent: opts.agent ?? false }, (res) => {
+    // agent:false: one connection per call, none left open when doctor exits.
+    const req = http.request({ socketPath, method, path, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (c: Buffer) => {
