@@ -119,13 +119,13 @@ export function report(
     },
   };
 
-  const counts = { recorded: 0, denied: 0, 'large-create': 0, 'large-response': 0 } as Record<CallKind, number>;
+  const counts: Record<CallKind, number> = { recorded: 0, judged: 0, denied: 0, 'large-create': 0, 'large-response': 0 };
   for (const w of WORKLOADS) for (const c of traffic[w]) counts[c.kind]++;
   const large = traffic.large;
   const m = machine();
   const out: string[] = [];
   out.push(
-    `userns-guard benchmark: typical = ${counts.recorded} recorded calls + ${counts.denied} hostile creates, round-robin; ` +
+    `userns-guard benchmark: typical = ${counts.recorded + counts.judged} recorded calls (${counts.judged} of them judged: looked up first) + ${counts.denied} hostile creates, round-robin; ` +
       `large = ${large.map((c) => c.label).join(' / ')}; ${cfg.rounds} interleaved rounds of ${cfg.seconds} s (large: ${cfg.largeSeconds} s) per plugin and concurrency`,
   );
   out.push(`machine: ${m.nproc} CPUs (${m.cpu}), ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}`);
@@ -136,6 +136,9 @@ export function report(
   for (const c of CONCURRENCIES) {
     rows.push(row(`typical c=${c}: calls/s`, t(nul, c).callsPerSec, t(guard, c).callsPerSec, f0));
     rows.push(row(`typical c=${c}: p50 µs`, t(nul, c).latencyUs.p50, t(guard, c).latencyUs.p50, f0));
+    for (const [kind, label] of [['recorded', 'calls that need no lookup'], ['judged', 'judged calls (lookups first)']] as const) {
+      rows.push(row(`  p50 µs, ${label}`, t(nul, c).p50ByKindUs[kind] ?? NaN, t(guard, c).p50ByKindUs[kind] ?? NaN, f0));
+    }
     rows.push(row(`typical c=${c}: p99 µs`, t(nul, c).latencyUs.p99, t(guard, c).latencyUs.p99, f0, c === 1 ? `<= 1.3x ${mark(targets.p99C1.met)}` : ''));
     rows.push(row(`typical c=${c}: plugin CPU µs/call`, t(nul, c).cpuUsPerCall, t(guard, c).cpuUsPerCall, f1, `<= 1.3x ${mark(t(guard, c).cpuUsPerCall / t(nul, c).cpuUsPerCall <= TARGETS.cpuPerCallRatio)}`));
   }
