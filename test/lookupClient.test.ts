@@ -74,6 +74,8 @@ test('the reader: malformed, oversized, truncated and trailing bytes are errors 
   for (const [name, raw] of errors) assert.equal(readAll(raw, 4).kind, 'error', name);
   assert.equal(readAll(`HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n${'x'.repeat(2000)}`, 100, 1000).kind, 'error', 'over the size bound');
   assert.equal(readAll(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${chunked('y'.repeat(2000), 300)}`, 100, 1000).kind, 'error', 'chunked over the size bound');
+  const announced = responseReader(1000).push(Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffff\r\nxx'));
+  assert.equal(announced.kind, 'error', 'a chunk announced over the bound is refused before it arrives');
   const excess = readAll('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n', 1000);
   assert.ok(excess.kind === 'done' && !excess.response.reusable, 'bytes after the answer: the connection is not reused');
 });
@@ -153,7 +155,8 @@ test('the client: keeps connections, retries a kept one the engine closed, and b
   assert.equal((await get()).body, JSON_BODY, 'still works after every failure');
 });
 
-test('the client: no engine at the socket path says so, with the error code', async () => {
+test('the client: no engine at the socket path says so, with the error code; a path that would end the request line is refused', async () => {
   const client = createLookupClient('/nonexistent/userns-guard-test.sock');
   await assert.rejects(client.get('/info', 500), (err: NodeJS.ErrnoException) => err.code === 'ENOENT');
+  for (const bad of ['/info HTTP/1.1\r\nX: y', '/a b', 'info', '/\u00e9']) await assert.rejects(client.get(bad, 500), /not a request path/);
 });

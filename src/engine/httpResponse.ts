@@ -12,7 +12,7 @@ export interface ParsedResponse {
 
 export type ParseStep =
   | { readonly kind: 'more' }
-  | { readonly kind: 'done'; readonly response: ParsedResponse; readonly excess: boolean }
+  | { readonly kind: 'done'; readonly response: ParsedResponse }
   | { readonly kind: 'error'; readonly why: string };
 
 export interface ResponseReader {
@@ -35,10 +35,11 @@ export function responseReader(maxBody: number): ResponseReader {
   let failed: ParseStep | null = null;
 
   const fail = (why: string): ParseStep => (failed = { kind: 'error', why });
+  // Bytes after the answer: a peer that does not frame its answers the way
+  // this reader does, so its connection is not used again.
   const done = (excess: boolean): ParseStep => ({
     kind: 'done',
     response: { status: head!.status, body: parts.length === 1 ? parts[0]! : Buffer.concat(parts), reusable: head!.reusable && !excess },
-    excess,
   });
   const take = (piece: Buffer): boolean => {
     bodySize += piece.length;
@@ -98,6 +99,8 @@ export function responseReader(maxBody: number): ResponseReader {
           at = next + 2;
         }
       }
+      // Refused before it is buffered, not once it has all arrived.
+      if (bodySize + size > maxBody) return fail(`answer larger than ${maxBody} bytes`);
       if (pending.length < eol + 2 + size + 2) return { kind: 'more' };
       if (pending[eol + 2 + size] !== 0x0d || pending[eol + 3 + size] !== 0x0a) return fail('chunk not followed by CRLF');
       if (!take(pending.subarray(eol + 2, eol + 2 + size))) return fail(`answer larger than ${maxBody} bytes`);

@@ -95,6 +95,9 @@ export function createLookupClient(socketPath: string, opts: LookupClientOptions
   }
 
   async function get(path: string, timeoutMs: number): Promise<LookupAnswer> {
+    // The path goes into the request line as it is (engineApi percent-encodes
+    // every parameter): nothing in it may end that line.
+    if (!/^\/[\x21-\x7e]*$/.test(path)) throw lookupError(`not a request path: ${JSON.stringify(path.slice(0, 80))}`);
     const deadline = Date.now() + timeoutMs;
     await slot(deadline);
     try {
