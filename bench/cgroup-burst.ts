@@ -1,6 +1,8 @@
 // Whether MemoryMax= is enough: userns-guard in a real memory cgroup with the
 // unit's limit (or the ones given), hit with bursts of 8 concurrent 1 MiB
-// creates and 8 concurrent 1 MiB AuthZRes, then 10 s of them at c=8. Passes
+// creates and 8 concurrent 1 MiB AuthZRes, bursts of 8 concurrent creates made
+// of nothing but empty arrays (as many as the reader keeps, and 4 MiB of
+// them), then 10 s of the 1 MiB calls at c=8. Passes
 // when every call is answered and the kernel killed nothing (oom_kill stays
 // 0). Reports the cgroup's peak charge, page cache included (memory.peak on
 // cgroup v2, memory.max_usage_in_bytes on v1). Needs root and a writable
@@ -17,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { copyExecutables } from './plugins.ts';
 import { replay } from './replay.ts';
-import { buildTraffic, workloadCalls, type BenchCall } from './traffic.ts';
+import { buildTraffic, heavyCreates, workloadCalls, type BenchCall } from './traffic.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SERVICE = path.join(ROOT, 'systemd', 'userns-guard.service');
@@ -150,6 +152,18 @@ export async function runBurst(binary: string, limit: string, bursts: number, se
       for (const kind of ['large-create', 'large-response'] as const) {
         // One call per connection, 8 connections at once: a burst.
         const r = await replay({ socket, calls: only(kind), concurrency: 8, durationMs: 1, checkDenials: true });
+        calls += r.calls;
+        errors += r.errors;
+        for (const e of r.errorSamples) if (errorSamples.length < 5) errorSamples.push(e);
+      }
+    }
+    // The bodies that cost the reader most per byte, 8 at once: the most values
+    // it still reads (allowed), and 4 MiB of them (refused).
+    const heavy = heavyCreates();
+    progress(`cgroup ${limit}: ${Math.ceil(bursts / 3)} bursts of 8 x each of: ${heavy.map((c) => c.label).join('; ')}`);
+    for (let b = 0; b < Math.ceil(bursts / 3) && exit === null; b++) {
+      for (const call of heavy) {
+        const r = await replay({ socket, calls: [call], concurrency: 8, durationMs: 1, checkDenials: true });
         calls += r.calls;
         errors += r.errors;
         for (const e of r.errorSamples) if (errorSamples.length < 5) errorSamples.push(e);

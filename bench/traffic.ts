@@ -4,6 +4,7 @@
 // time so the repository holds no megabytes of filler.
 
 import { decide, DEFAULT_POLICY } from '../src/policy/decide.ts';
+import { MAX_VALUES } from '../src/engine/goJson.ts';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -147,6 +148,21 @@ function largeCreate(create: Envelope): BenchCall {
   const text = JSON.stringify({ ...body, Env: env });
   if (Buffer.byteLength(text) >= ENGINE_FORWARD_LIMIT) throw new Error('large create body over the forwarding limit');
   return reqCall('large-create', `create with a ${(text.length / 1024).toFixed(0)} KiB body`, withBody(create, '/v1.41/containers/create?name=bench-large', text), true);
+}
+
+// Creates made to cost the reader the most memory per byte: nothing but empty
+// arrays, as many as goJson.ts still reads (allowed: the plugin does not check
+// Go's types), and a 4 MiB body of them (which engines from 25.0 forward),
+// refused once it passes MAX_VALUES. For the memory cgroup run.
+export function heavyCreates(recorded: readonly RecordedCall[] = loadRecording()): BenchCall[] {
+  const create = recordedCreate(recorded);
+  const arrays = (n: number) => `{"Image":"busybox","Labels":[${Array(n).fill('[]').join(',')}]}`;
+  const most = arrays(MAX_VALUES - 3);
+  const over = arrays(Math.floor((4 << 20) / 3) - 20);
+  return [
+    reqCall('large-create', `create of ${MAX_VALUES - 3} empty arrays (${(most.length / 2 ** 20).toFixed(1)} MiB)`, withBody(create, '/v1.44/containers/create?name=bench-heavy', most), true),
+    reqCall('denied', `create of 4 MiB of empty arrays`, withBody(create, '/v1.44/containers/create?name=bench-heavy', over), false),
+  ];
 }
 
 // An AuthZRes carrying a 1 MiB response body, as for `docker inspect` of

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { fieldValues, foldKey, isObject, lastScalar, objectsUnder, parseGoJson, type JObject, type JValue } from '../src/engine/goJson.ts';
+import { fieldValues, foldKey, isObject, lastScalar, MAX_VALUES, objectsUnder, parseGoJson, type JObject, type JValue } from '../src/engine/goJson.ts';
 
 function parsed(text: string): JValue {
   const r = parseGoJson(text);
@@ -95,6 +95,18 @@ test('deep nesting is refused without exhausting the stack', () => {
   // Ordinary depths are fine.
   assert.ok(parseGoJson(`${'['.repeat(500)}${']'.repeat(500)}`).ok);
   assert.ok(parseGoJson(`${'{"a":'.repeat(500)}1${'}'.repeat(500)}`).ok);
+});
+
+test('a body of more values than the reader keeps is refused, not built', () => {
+  const arrays = (n: number) => `{"Image":"x","Labels":[${Array(n).fill('[]').join(',')}]}`;
+  // The object, the image, the list: three values besides the n arrays.
+  assert.ok(parseGoJson(arrays(MAX_VALUES - 3)).ok);
+  const over = parseGoJson(arrays(MAX_VALUES - 2));
+  assert.equal(over.ok, false);
+  assert.match(over.ok ? '' : over.error, /more than 500000 JSON values/);
+  // An ordinary large create (a 3.4 MiB Env) is far from the bound.
+  const env = JSON.stringify({ Image: 'x', Env: Array.from({ length: 120_000 }, (_, i) => `K${i}=${'v'.repeat(20)}`) });
+  assert.ok(parseGoJson(env).ok);
 });
 
 test('numbers follow the JSON grammar', () => {

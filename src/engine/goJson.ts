@@ -19,6 +19,10 @@ export type ParseResult =
 
 // Go's scanner refuses deeper nesting too; no create body comes close.
 const MAX_DEPTH = 1000;
+// The tree costs some 60 bytes per value: a 4 MiB body of empty arrays (which
+// newer engines forward) would take over 80 MiB of heap, and a few at once the
+// plugin's whole memory limit. No docker command sends a tenth of this many.
+export const MAX_VALUES = 500_000;
 
 export function isObject(v: JValue | undefined): v is JObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -110,6 +114,7 @@ const ESCAPES: Record<string, string> = {
 // exhausting the stack.
 class Reader {
   pos = 0;
+  values = 0;
   readonly text: string;
   constructor(text: string) {
     this.text = text;
@@ -132,6 +137,7 @@ class Reader {
 
   value(depth: number): JValue {
     if (depth > MAX_DEPTH) this.fail('JSON nested too deeply');
+    if (++this.values > MAX_VALUES) this.fail(`it holds more than ${MAX_VALUES} JSON values, more than userns-guard reads,`);
     const c = this.text[this.pos];
     switch (c) {
       case '{':
