@@ -33,6 +33,15 @@ export function readIfExists(file: string): string | null {
   }
 }
 
+// Symlinks followed: what install and doctor walk into.
+export function isDirectory(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 export function describeChange(change: FileChange, dryRun: boolean): string {
   const verb = (done: string, planned: string) => (dryRun ? `would ${planned}` : done);
   switch (change.kind) {

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isSea } from 'node:sea';
 import { DEFAULT_SOCKET } from '../plugin/cli.ts';
-import { applyChange, describeChange, readIfExists, type FileChange } from './fileChanges.ts';
+import { applyChange, describeChange, isDirectory, readIfExists, type FileChange } from './fileChanges.ts';
 import {
   appendLine, AUTHZ_KEY, DEFAULT_REMAP_USER, findFreeRange, formatDaemonJson, idsByName, keysSetByFlags, mergeForInstall, ownerAliases,
   parseSubIds, rangesOwnedBy, readDaemonJson, REMAP_KEY, REMAP_RANGE_SIZE, removeForUninstall, type DaemonConfig,
@@ -394,14 +394,6 @@ function exists(file: string): boolean {
   try {
     fs.lstatSync(file);
     return true;
-  } catch {
-    return false;
-  }
-}
-
-function isDirectory(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory();
   } catch {
     return false;
   }

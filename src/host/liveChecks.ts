@@ -5,18 +5,23 @@
 
 import { randomBytes } from 'node:crypto';
 import { fail, ok, warn, type Check } from './doctorChecks.ts';
-import { errorMessage, unixRequest } from '../engine/unixHttp.ts';
+import { errorMessage, unixRequest, type UnixResponse } from '../engine/unixHttp.ts';
 import { PLUGIN_PATHS } from '../engine/wire.ts';
+
+// The handshake the engine starts every plugin with.
+export function activate(socket: string, timeoutMs: number): Promise<UnixResponse> {
+  return unixRequest(socket, 'POST', PLUGIN_PATHS.activate, {
+    body: '',
+    headers: { Accept: 'application/vnd.docker.plugins.v1.2+json' },
+    timeoutMs,
+  });
+}
 
 export async function activateCheck(socket: string): Promise<Check> {
   const id = 'plugin.activate';
   let r;
   try {
-    r = await unixRequest(socket, 'POST', PLUGIN_PATHS.activate, {
-      body: '',
-      headers: { Accept: 'application/vnd.docker.plugins.v1.2+json' },
-      timeoutMs: 5_000,
-    });
+    r = await activate(socket, 5_000);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EACCES') return fail(id, `cannot connect to ${socket}: permission denied`, 'run doctor as root (sudo userns-guard doctor)');

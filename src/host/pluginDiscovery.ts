@@ -8,9 +8,9 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { unixRequest } from '../engine/unixHttp.ts';
-import { PLUGIN_PATHS } from '../engine/wire.ts';
 import { ok, warn, type Check } from './doctorChecks.ts';
+import { isDirectory } from './fileChanges.ts';
+import { activate } from './liveChecks.ts';
 
 const SOCKETS_DIR = '/run/docker/plugins';
 const SPEC_DIRS = ['/etc/docker/plugins', '/usr/lib/docker/plugins'];
@@ -33,7 +33,7 @@ export function discoverPlugins(root: string): DiscoveredPlugin[] {
   const found: DiscoveredPlugin[] = [];
   for (const entry of readDir(under(SOCKETS_DIR))) {
     const direct = path.join(under(SOCKETS_DIR), entry);
-    const file = isDir(direct) ? path.join(direct, `${entry}.sock`) : direct;
+    const file = isDirectory(direct) ? path.join(direct, `${entry}.sock`) : direct;
     if (!isSocket(file)) continue;
     const name = path.basename(file).replace(/\.[^.]*$/, '');
     found.push({ name, file, socket: file, address: `unix://${file}` });
@@ -41,7 +41,7 @@ export function discoverPlugins(root: string): DiscoveredPlugin[] {
   for (const dir of SPEC_DIRS.map(under)) {
     for (const entry of readDir(dir)) {
       let file = path.join(dir, entry);
-      if (isDir(file)) {
+      if (isDirectory(file)) {
         const inner = readDir(file).find((n) => n.replace(/\.[^.]*$/, '') === entry);
         if (inner === undefined) continue;
         file = path.join(file, inner);
@@ -72,11 +72,7 @@ export async function probePlugins(plugins: readonly DiscoveredPlugin[]): Promis
   return Promise.all(plugins.map(async (p): Promise<Answer> => {
     if (p.socket === null) return p.address === '' || !/^tcp:\/\//.test(p.address) ? { problem: `no usable address (${JSON.stringify(p.address.slice(0, 80))})` } : 'unchecked';
     try {
-      const r = await unixRequest(p.socket, 'POST', PLUGIN_PATHS.activate, {
-        body: '',
-        headers: { Accept: 'application/vnd.docker.plugins.v1.2+json' },
-        timeoutMs: ACTIVATE_TIMEOUT_MS,
-      });
+      const r = await activate(p.socket, ACTIVATE_TIMEOUT_MS);
       return r.status === 200 ? 'answers' : { problem: `answers /Plugin.Activate with ${r.status}` };
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
@@ -109,14 +105,6 @@ function readDir(dir: string): string[] {
     return fs.readdirSync(dir).sort();
   } catch {
     return [];
-  }
-}
-
-function isDir(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
   }
 }
 
