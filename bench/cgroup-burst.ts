@@ -18,6 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { copyExecutables } from './plugins.ts';
+import { peakRssKiB } from './proc.ts';
 import { replay } from './replay.ts';
 import { buildTraffic, heavyCreates, workloadCalls, type BenchCall } from './traffic.ts';
 
@@ -137,8 +138,7 @@ export async function runBurst(binary: string, limit: string, bursts: number, se
   let peakRssMiB = 0;
   const sampler = setInterval(() => {
     try {
-      const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-      if (m) peakRssMiB = Math.max(peakRssMiB, Number(m[1]) / 1024);
+      peakRssMiB = Math.max(peakRssMiB, peakRssKiB(child.pid!) / 1024);
     } catch {
       // Gone: counted below.
     }

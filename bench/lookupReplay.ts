@@ -7,9 +7,8 @@
 // recording never inspected gets a plain recorded container's answer under
 // its own id. The end-to-end section measures the same against real engines.
 
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RecordedCall } from './record-plugin.ts';

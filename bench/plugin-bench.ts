@@ -7,7 +7,7 @@ import { coldStartMs, startPlugin, type PluginSpec, type RunningPlugin } from '.
 import { cpuMs, peakRssKiB, rssKiB, rssSplitKiB } from './proc.ts';
 import { replay } from './replay.ts';
 import { median, summarize, type Summary } from './stats.ts';
-import type { BenchCall, CallKind, Workload } from './traffic.ts';
+import { perKind, type BenchCall, type CallKind, type Workload } from './traffic.ts';
 
 export const CONCURRENCIES = [1, 8] as const;
 export type Concurrency = (typeof CONCURRENCIES)[number];
@@ -59,7 +59,7 @@ export interface PluginFigures {
 }
 
 function emptySlot(): Slot {
-  return { calls: 0, errors: 0, retried: 0, elapsedMs: 0, cpuMs: 0, latencyUs: [], byKind: { recorded: [], judged: [], denied: [], 'large-create': [], 'large-response': [] } };
+  return { calls: 0, errors: 0, retried: 0, elapsedMs: 0, cpuMs: 0, latencyUs: [], byKind: perKind((): number[] => []) };
 }
 
 function figures(s: Slot): SlotFigures {

@@ -22,11 +22,16 @@ export function cpuMs(pid: number): number {
   return ((utime + stime) * 1000) / ticksPerSecond();
 }
 
-// A line of /proc/PID/status, in KiB.
+// A "Field:   123 kB" line of /proc/PID/status or smaps_rollup, in KiB.
+export function kibField(text: string, field: string): number | null {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(text);
+  return m === null ? null : Number(m[1]);
+}
+
 function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFile'): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (m === null) throw new Error(`no ${field} in /proc/${pid}/status`);
-  return Number(m[1]);
+  const kib = kibField(readFileSync(`/proc/${pid}/status`, 'utf8'), field);
+  if (kib === null) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return kib;
 }
 
 export const rssKiB = (pid: number): number => statusKiB(pid, 'VmRSS');

@@ -11,7 +11,7 @@
 
 import net from 'node:net';
 import { parseArgs } from 'node:util';
-import { workloadCalls, type BenchCall, type CallKind } from './traffic.ts';
+import { perKind, workloadCalls, type BenchCall, type CallKind } from './traffic.ts';
 
 export interface ReplayOptions {
   readonly socket: string;
@@ -52,7 +52,7 @@ interface Prepared {
 
 export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const prepared: Prepared[] = opts.calls.map((call) => ({ call, head: requestHead(call.path, call.body.length) }));
-  const latencyUs: Record<CallKind, number[]> = { recorded: [], judged: [], denied: [], 'large-create': [], 'large-response': [] };
+  const latencyUs = perKind((): number[] => []);
   const errorSamples: string[] = [];
   let next = 0;
   let calls = 0;

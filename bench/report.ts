@@ -6,7 +6,7 @@ import { CONCURRENCIES, WORKLOADS, type Concurrency, type PluginFigures } from '
 import { machine } from './proc.ts';
 import type { SustainedFigures } from './sustained.ts';
 import type { BurstResult } from './cgroup-burst.ts';
-import type { BenchCall, CallKind, Workload } from './traffic.ts';
+import { perKind, type BenchCall, type Workload } from './traffic.ts';
 
 // What run.ts was asked to do, echoed into the JSON line.
 export interface Config {
@@ -107,7 +107,7 @@ export function report(
     idleRss: { target: `<= ${TARGETS.idleRssMiB} MiB`, value: round2(guard.idleRssMiB), met: guard.idleRssMiB <= TARGETS.idleRssMiB },
     ...sustainedTargets(sustained?.find((x) => x.name === guard.name)),
     memoryMaxBurst: {
-      target: 'not killed under MemoryMax= (8 x 1 MiB bursts, then 10 s of large calls at c=8)',
+      target: 'not killed under MemoryMax= (8 x 1 MiB bursts, 8 x heavy creates, then 10 s of large calls at c=8)',
       value: typeof burst === 'string' ? null : burst.survived,
       met: typeof burst === 'string' ? null : burst.survived,
     },
@@ -119,7 +119,7 @@ export function report(
     },
   };
 
-  const counts: Record<CallKind, number> = { recorded: 0, judged: 0, denied: 0, 'large-create': 0, 'large-response': 0 };
+  const counts = perKind(() => 0);
   for (const w of WORKLOADS) for (const c of traffic[w]) counts[c.kind]++;
   const large = traffic.large;
   const m = machine();

@@ -14,7 +14,7 @@
 // rounds.
 
 import { readFileSync } from 'node:fs';
-import { peakRssKiB } from './proc.ts';
+import { kibField, peakRssKiB } from './proc.ts';
 import { replay } from './replay.ts';
 import type { RunningPlugin } from './plugins.ts';
 import type { BenchCall, Workload } from './traffic.ts';
@@ -64,10 +64,7 @@ export interface SustainedFigures {
   readonly idleAfter10sOverTypicalPct: number;
 }
 
-function statusKiB(status: string, field: string): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status);
-  return m === null ? NaN : Number(m[1]);
-}
+const statusKiB = (text: string, field: string): number => kibField(text, field) ?? NaN;
 
 export function sampleMemory(pid: number): { rssMiB: number; anonMiB: number; pssMiB: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -17,7 +17,14 @@ const ENGINE_FORWARD_LIMIT = 1 << 20;
 
 // 'judged': recorded calls on existing containers, which userns-guard looks
 // up on the engine before it answers (start, exec, attach, docker cp, ...).
-export type CallKind = 'recorded' | 'judged' | 'denied' | 'large-create' | 'large-response';
+export const CALL_KINDS = ['recorded', 'judged', 'denied', 'large-create', 'large-response'] as const;
+export type CallKind = (typeof CALL_KINDS)[number];
+
+// One fresh value per kind of call: the tallies of the replay, the rounds and
+// the report all keep every kind.
+export function perKind<T>(make: () => T): Record<CallKind, T> {
+  return Object.fromEntries(CALL_KINDS.map((k) => [k, make()])) as Record<CallKind, T>;
+}
 
 export interface BenchCall {
   readonly kind: CallKind;
