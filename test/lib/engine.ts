@@ -76,6 +76,10 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   body?: string | Buffer;
   chunked?: boolean; // send the body with Transfer-Encoding: chunked and no Content-Length
+  // Send Expect: 100-continue and the body only once the engine asks for
+  // it. By default for bodies over 1 MiB, as curl does: those are the ones
+  // an engine may refuse unread (see httpRequest).
+  expectContinue?: boolean;
   timeoutMs?: number;
 }
 
@@ -511,25 +515,38 @@ function httpRequest(socketPath: string, method: string, path: string, opts: Req
   const body = opts.body === undefined ? undefined : Buffer.from(opts.body);
   if (body !== undefined && opts.chunked) headers['Transfer-Encoding'] = 'chunked';
   else if (body !== undefined) headers['Content-Length'] = String(body.length);
+  // An engine that refuses a body unread answers and closes at once; a
+  // client still writing then gets EPIPE, and node destroys the socket
+  // before reading the answer waiting in it. Unasked, no body is written.
+  const expectContinue = body !== undefined && (opts.expectContinue ?? body.length > 1 << 20);
+  if (expectContinue) headers['Expect'] = '100-continue';
   return new Promise((resolve, reject) => {
+    let answer: http.IncomingMessage | null = null;
     // agent:false: a fresh connection per call, so no keep-alive socket outlives a test.
     const req = http.request({ socketPath, method, path, headers, agent: false, timeout: opts.timeoutMs ?? 30_000 }, (res) => {
+      answer = res;
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
     });
     req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
-    req.on('error', reject);
-    if (body !== undefined && opts.chunked) {
-      // Split in two so the engine sees a genuinely multi-chunk body.
-      const mid = Math.floor(body.length / 2);
-      req.write(body.subarray(0, mid));
-      req.write(body.subarray(mid));
-    } else if (body !== undefined) {
-      req.write(body);
-    }
-    req.end();
+    // A write that fails after the whole answer arrived (the engine closed
+    // without reading the rest) leaves that answer to 'end'.
+    req.on('error', (err) => { if (!answer?.complete) reject(err); });
+    const send = (): void => {
+      if (body !== undefined && opts.chunked) {
+        // Split in two so the engine sees a genuinely multi-chunk body.
+        const mid = Math.floor(body.length / 2);
+        req.write(body.subarray(0, mid));
+        req.write(body.subarray(mid));
+      } else if (body !== undefined) {
+        req.write(body);
+      }
+      req.end();
+    };
+    if (expectContinue) req.on('continue', send);
+    else send();
   });
 }
 
