@@ -74,6 +74,53 @@ test('escapes: the eight short ones and \\uXXXX; anything else is refused', () =
   assert.match(refused('{"a'), /unterminated/);
 });
 
+// The reader finds a string's end by searching, and remembers where the next
+// backslash and control character are: what lies in other strings, or
+// between tokens, must not change how this one is read.
+test('strings among escapes and control characters elsewhere read as JSON.parse reads them', () => {
+  assert.deepEqual(parsed('["a\\nb","plain",\n"c"]'), ['a\nb', 'plain', 'c']);
+  assert.deepEqual(parsed('["plain","x\\"y",\t"z"]'), ['plain', 'x"y', 'z']);
+  assert.deepEqual(parsed('{"a":"1"\r\n,"b":"\\u0068ost"}'), { kind: 'object', entries: [['a', '1'], ['b', 'host']] });
+  // The control character is in a later string: the earlier ones are fine,
+  // the body is not.
+  refused('["ok","ok","bad\u0001"]');
+  refused('["ok",\n"bad\nstring"]');
+  assert.match(refused('["ok\\' + 'x'.repeat(10)), /escape/);
+
+  // Random arrays of short strings drawn from characters that matter here,
+  // against JSON.parse: the same value, or both refuse.
+  const pieces = ['a', 'b', '\\', '\\\\', '\\"', '\\n', '\\u0041', '\n', '\t', '\u0001', '\u00e9', '"', ' '];
+  let seed = 12345;
+  const next = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  let agreed = 0;
+  for (let i = 0; i < 20000; i++) {
+    const items: string[] = [];
+    for (let k = 1 + next(4); k > 0; k--) {
+      let str = '';
+      for (let j = next(5); j > 0; j--) str += pieces[next(pieces.length)];
+      items.push(`${next(3) === 0 ? '\n' : ''}"${str}"`);
+    }
+    const text = `[${items.join(',')}]`;
+    let expected: unknown = undefined;
+    try {
+      expected = JSON.parse(text);
+    } catch {
+      // refused below
+    }
+    const r = parseGoJson(text);
+    if (expected === undefined) assert.equal(r.ok, false, JSON.stringify(text));
+    else {
+      assert.ok(r.ok, `${JSON.stringify(text)}: ${r.ok ? '' : r.error}`);
+      assert.deepEqual(r.value, expected, JSON.stringify(text));
+      agreed++;
+    }
+  }
+  assert.ok(agreed > 2000, `only ${agreed} well-formed samples`);
+});
+
 test('lone surrogates in keys become U+FFFD, as Go decodes them', () => {
   const keys = (text: string): string[] => obj(text).entries.map(([k]) => k);
   assert.deepEqual(keys('{"\\ud800":1}'), ['\ufffd']);

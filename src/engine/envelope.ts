@@ -3,6 +3,7 @@
 // the caller denies. An empty envelope matters most: the engine re-sends a
 // call with an empty body when a plugin connection drops mid-call.
 
+import { utf8Text } from './utf8Text.ts';
 import type { AuthZRequest } from './wire.ts';
 
 export interface Call {
@@ -34,7 +35,7 @@ function decodeStdBase64(s: string): Buffer | null {
 }
 
 export function readEnvelope(raw: Buffer | string): EnvelopeResult {
-  const text = typeof raw === 'string' ? raw : raw.toString('utf8');
+  const text = typeof raw === 'string' ? raw : utf8Text(raw);
   if (text.trim() === '') return { ok: false, error: 'empty call envelope' };
   let env: unknown;
   try {

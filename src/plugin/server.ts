@@ -3,11 +3,11 @@
 // Docker API: every read is bounded in size and time.
 
 import http from 'node:http';
-import { StringDecoder } from 'node:string_decoder';
 import type { AuditLog } from './audit.ts';
 import { refuseEnvelope, type Decision } from '../policy/decide.ts';
 import { ACTIVATE_RESPONSE, MAX_AUTHZREQ_BYTES, PLUGIN_PATHS } from '../engine/wire.ts';
 import { callOfResponse, decideNow, type Pipeline } from './pipeline.ts';
+import { utf8ChunkDecoder, type ChunkDecoder } from '../engine/utf8Text.ts';
 
 export interface ServerOptions extends Pipeline {
   readonly log: AuditLog;
@@ -192,7 +192,7 @@ function answerRequest(body: Buffer | string | null, size: number, opts: ServerO
 // heap, which returns its pages after a GC.
 function readBounded(req: http.IncomingMessage, limit: number, done: (body: Buffer | string | null, size: number) => void): void {
   let first: Buffer | null = null;
-  let decoder: StringDecoder | null = null;
+  let decoder: ChunkDecoder | null = null;
   let text = '';
   let size = 0;
   req.on('data', (chunk: Buffer) => {
@@ -206,7 +206,7 @@ function readBounded(req: http.IncomingMessage, limit: number, done: (body: Buff
       first = chunk;
     } else {
       if (decoder === null) {
-        decoder = new StringDecoder('utf8');
+        decoder = utf8ChunkDecoder();
         text = decoder.write(first!);
         first = null;
       }
