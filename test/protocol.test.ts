@@ -458,8 +458,8 @@ describe('listening', () => {
     await waitFor(() => fs.existsSync(socket), 5_000, () => `systemd-socket-activate did not listen:\n${err}`);
 
     // The file exists from bind(); listen() follows, and a connect between
-    // the two is refused (seen in a CI run and once here, on a busy 2-CPU VM). A
-    // refused connect reached nobody, so it is tried again.
+    // the two is refused (seen in a CI run and once here, on a busy 2-CPU
+    // VM). A refused connect reached nobody, so it is tried again.
     const deadline = Date.now() + 5_000;
     const firstCall = async (): Promise<HttpResult> => {
       try {
