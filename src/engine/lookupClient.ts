@@ -6,6 +6,7 @@
 
 import net from 'node:net';
 import { responseReader } from './httpResponse.ts';
+import { utf8Text } from './utf8Text.ts';
 
 export interface LookupAnswer {
   readonly status: number;
@@ -135,7 +136,7 @@ export function createLookupClient(socketPath: string, opts: LookupClientOptions
       const settle = (s: ReturnType<typeof reader.push>) => {
         if (s.kind === 'more') return;
         if (s.kind === 'error') finish({ error: lookupError(s.why) });
-        else finish({ answer: { status: s.response.status, body: s.response.body.toString('utf8') }, reusable: s.response.reusable });
+        else finish({ answer: { status: s.response.status, body: utf8Text(s.response.body) }, reusable: s.response.reusable });
       };
       const onData = (chunk: Buffer) => settle(reader.push(chunk));
       const onEnd = () => {
