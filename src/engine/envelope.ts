@@ -3,6 +3,7 @@
 // the caller denies. An empty envelope matters most: the engine re-sends a
 // call with an empty body when a plugin connection drops mid-call.
 
+import { bytes, decodeStdBase64In, indexAcross, indexOfAnyIn, totalLength, type Chunks } from './byteChunks.ts';
 import { utf8Text } from './utf8Text.ts';
 import type { AuthZRequest } from './wire.ts';
 
@@ -34,8 +35,52 @@ function decodeStdBase64(s: string): Buffer | null {
   return bytes.length === (s.length / 4) * 3 - pad ? bytes : null;
 }
 
-export function readEnvelope(raw: Buffer | string): EnvelopeResult {
-  const text = typeof raw === 'string' ? raw : utf8Text(raw);
+// The envelope as text, as one Buffer, or as the chunks the socket gave.
+export type EnvelopeBytes = string | Buffer | Chunks;
+
+export function readEnvelope(raw: EnvelopeBytes): EnvelopeResult {
+  if (typeof raw === 'string') return fromText(raw);
+  const chunks = Buffer.isBuffer(raw) ? [raw] : raw;
+  // A call that came in one small chunk (nearly all) is cheaper to read whole.
+  if (chunks.length === 1 && chunks[0]!.length < IN_PLACE_BYTES) return fromText(utf8Text(chunks[0]!));
+  return readEnvelopeInPlace(chunks) ?? fromText(utf8Text(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+}
+
+const IN_PLACE_BYTES = 64 << 10;
+
+const BODY_KEY = Buffer.from('"RequestBody":"');
+const QUOTE = Buffer.from('"');
+const BACKSLASH = 0x5c;
+
+// The engine's own envelope, read without decoding its body as text: Go's
+// encoder writes the fields in struct order, RequestBody (nearly all of a
+// large call) as one base64 string, which needs no escape. The rest of the
+// envelope, with the body cut out, is small and goes through JSON.parse;
+// the body is decoded from the chunks straight into bytes. Anything else
+// (no such key, an escape inside the value, a second RequestBody) gets null
+// and is read the general way.
+export function readEnvelopeInPlace(chunks: Chunks): EnvelopeResult | null {
+  const key = indexAcross(chunks, BODY_KEY);
+  if (key < 0) return null;
+  const start = key + BODY_KEY.length;
+  const end = indexAcross(chunks, QUOTE, start);
+  if (end < 0 || indexOfAnyIn(chunks, [BACKSLASH], start, end) >= 0) return null;
+  const rest = utf8Text(bytes(chunks, 0, start)) + utf8Text(bytes(chunks, end, totalLength(chunks)));
+  if (rest.indexOf('"RequestBody"') !== rest.lastIndexOf('"RequestBody"')) return null;
+  let env: unknown;
+  try {
+    env = JSON.parse(rest);
+  } catch {
+    return null;
+  }
+  // Proves the cut was the top-level value.
+  if (!isRecord(env) || env.RequestBody !== '') return null;
+  const body = decodeStdBase64In(chunks, start, end);
+  if (body === null) return { ok: false, error: 'call envelope RequestBody is not base64' };
+  return fromObject(env as AuthZRequest, body);
+}
+
+function fromText(text: string): EnvelopeResult {
   if (text.trim() === '') return { ok: false, error: 'empty call envelope' };
   let env: unknown;
   try {
@@ -43,19 +88,25 @@ export function readEnvelope(raw: Buffer | string): EnvelopeResult {
   } catch {
     return { ok: false, error: 'call envelope is not JSON' };
   }
-  if (typeof env !== 'object' || env === null || Array.isArray(env)) {
-    return { ok: false, error: 'call envelope is not a JSON object' };
-  }
+  if (!isRecord(env)) return { ok: false, error: 'call envelope is not a JSON object' };
   const e = env as AuthZRequest;
-  const method = requiredString(e, 'RequestMethod');
-  if (typeof method !== 'string') return method;
-  const uri = requiredString(e, 'RequestUri');
-  if (typeof uri !== 'string') return uri;
   let body: Buffer | null = null;
   if (e.RequestBody !== undefined && e.RequestBody !== null) {
     body = typeof e.RequestBody === 'string' ? decodeStdBase64(e.RequestBody) : null;
     if (body === null) return { ok: false, error: 'call envelope RequestBody is not base64' };
   }
+  return fromObject(e, body);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function fromObject(e: AuthZRequest, body: Buffer | null): EnvelopeResult {
+  const method = requiredString(e, 'RequestMethod');
+  if (typeof method !== 'string') return method;
+  const uri = requiredString(e, 'RequestUri');
+  if (typeof uri !== 'string') return uri;
   const headers = e.RequestHeaders;
   // Go's map[string]string: a value of any other type would not even decode
   // in the engine, so such an envelope was not written by it.

@@ -7,6 +7,7 @@ import { gather, emptyFacts, type FactSources } from '../facts/gather.ts';
 import { decide, judgeFacts, needsAfter, needsFactsFirst, overrule, type Decision, type PolicyOptions } from '../policy/decide.ts';
 import { containerName } from '../policy/asks.ts';
 import { needsNothing } from '../policy/facts.ts';
+import type { EnvelopeBytes } from '../engine/envelope.ts';
 import type { InFlight } from './inFlight.ts';
 
 export interface Pipeline {
@@ -17,7 +18,7 @@ export interface Pipeline {
 
 const MAX_ROUNDS = 3;
 
-export function decideNow(envelope: Buffer | string, p: Pipeline): Decision | Promise<Decision> {
+export function decideNow(envelope: EnvelopeBytes, p: Pipeline): Decision | Promise<Decision> {
   const d = decide(envelope, p.policy);
   if (!d.allow || d.call === null) return d;
   const claimsNames = d.asks.claimsContainerNames.length > 0 || d.asks.claimsVolumeNames.length > 0;

@@ -7,7 +7,7 @@ import type { AuditLog } from './audit.ts';
 import { refuseEnvelope, type Decision } from '../policy/decide.ts';
 import { ACTIVATE_RESPONSE, MAX_AUTHZREQ_BYTES, PLUGIN_PATHS } from '../engine/wire.ts';
 import { callOfResponse, decideNow, type Pipeline } from './pipeline.ts';
-import { utf8ChunkDecoder, type ChunkDecoder } from '../engine/utf8Text.ts';
+import type { Chunks } from '../engine/byteChunks.ts';
 
 export interface ServerOptions extends Pipeline {
   readonly log: AuditLog;
@@ -159,7 +159,7 @@ function collect(): void {
 
 // true to allow, else the denial's Msg; a promise for the calls that need
 // facts looked up first.
-function answerRequest(body: Buffer | string | null, size: number, opts: ServerOptions): true | string | Promise<true | string> {
+function answerRequest(body: Chunks | null, size: number, opts: ServerOptions): true | string | Promise<true | string> {
   const failed = (err: unknown): string => {
     // A bug must not become an allow.
     opts.log.event('error', 'policy failed; call denied', { error: String((err as Error)?.stack ?? err) });
@@ -181,43 +181,22 @@ function answerRequest(body: Buffer | string | null, size: number, opts: ServerO
   return decision instanceof Promise ? decision.then(answer, failed) : answer(decision);
 }
 
-// Reads a body of up to `limit` bytes; past it, keeps draining without
-// keeping anything and hands over null with the full size. A body that came
-// in one chunk (all but the largest) is handed over as that chunk, without a
-// copy. A longer one is decoded chunk by chunk into a string: joining the
-// chunks into one Buffer would take a malloc of the envelope's size (1.4 MiB
-// for a 1 MiB create) and its toString another (strings over ~1 MiB are
-// kept outside the heap), and malloc'd blocks that size, freed, fragment the
-// process heap, which does not shrink. Strings of chunk size live in V8's
-// heap, which returns its pages after a GC.
-function readBounded(req: http.IncomingMessage, limit: number, done: (body: Buffer | string | null, size: number) => void): void {
-  let first: Buffer | null = null;
-  let decoder: ChunkDecoder | null = null;
-  let text = '';
+// Reads a body of up to `limit` bytes, as the chunks the socket gave;
+// past the limit, keeps draining without keeping anything and hands over
+// null with the full size. readEnvelope reads the chunks where they are:
+// joining them would take a malloc of the envelope's size (1.4 MiB for a
+// 1 MiB create), and malloc'd blocks that size, freed, fragment the process
+// heap, which does not shrink.
+function readBounded(req: http.IncomingMessage, limit: number, done: (body: Chunks | null, size: number) => void): void {
+  let chunks: Buffer[] = [];
   let size = 0;
   req.on('data', (chunk: Buffer) => {
     size += chunk.length;
     if (chunk.length >= LARGE_CHUNK_BYTES) noteLargeChunk(chunk.length);
-    if (size > limit) {
-      first = null;
-      decoder = null;
-      text = '';
-    } else if (first === null && decoder === null) {
-      first = chunk;
-    } else {
-      if (decoder === null) {
-        decoder = utf8ChunkDecoder();
-        text = decoder.write(first!);
-        first = null;
-      }
-      text += decoder.write(chunk);
-    }
+    if (size > limit) chunks = [];
+    else chunks.push(chunk);
   });
-  req.on('end', () => {
-    if (size > limit) done(null, size);
-    else if (decoder !== null) done(text + decoder.end(), size);
-    else done(first ?? Buffer.alloc(0), size);
-  });
+  req.on('end', () => done(size > limit ? null : chunks, size));
 }
 
 // Keeps the first `limit` bytes as text and drains the rest.

@@ -10,7 +10,7 @@
 // Most calls are GETs that match no table entry and leave after the route
 // is known, without touching the body.
 
-import { header, readEnvelope, type Call } from '../engine/envelope.ts';
+import { header, readEnvelope, type Call, type EnvelopeBytes } from '../engine/envelope.ts';
 import { fieldValues, lastScalar, type JObject } from '../engine/goJson.ts';
 import { contentLength, mediaType, readJsonBody } from '../engine/requestBody.ts';
 import { isApiBelow, parseRequestUri, queryValues, type Route } from '../engine/routes.ts';
@@ -73,7 +73,7 @@ interface Finding {
 const NOTHING_FOUND: Finding = { violation: null, image: null };
 const NO_NEEDS: FactNeeds = { containers: [], execs: [], volumes: [], paths: [] };
 
-export function decide(envelope: Buffer | string, options: PolicyOptions): Decision {
+export function decide(envelope: EnvelopeBytes, options: PolicyOptions): Decision {
   const read = readEnvelope(envelope);
   if (!read.ok) return refuseEnvelope(read.error, options);
   const call = read.call;
