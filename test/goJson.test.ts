@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { fieldValues, foldKey, isObject, lastScalar, MAX_VALUES, objectsUnder, parseGoJson, type JObject, type JValue } from '../src/engine/goJson.ts';
+import { fieldValues, foldKey, isObject, lastScalar, MAX_VALUES, objectsUnder, parseGoJson, UNREAD, UNREAD_FIELDS, type JObject, type JValue } from '../src/engine/goJson.ts';
 
 function parsed(text: string): JValue {
   const r = parseGoJson(text);
@@ -252,4 +252,61 @@ test('objectsUnder: every object under keys that fold to the field, skipping nul
     { kind: 'object', entries: [['b', 2]] },
   ]);
   assert.deepEqual(objectsUnder(o, 'Missing'), []);
+});
+
+test('unread fields: checked exactly as when read, kept as UNREAD, and a rule asking for one fails', () => {
+  // Random values of every JSON kind, malformed now and then, under Env
+  // (in varied spellings) and beside it: with the fields unread, the body
+  // is accepted or refused exactly as when it is read in full, with the
+  // same error, and every other field reads the same.
+  const pieces = ['[', ']', '{', '}', ',', ':', '"a"', '"\\n"', '"\\u00"', '"x\u0001"', '1', '-', '1e5', 'true', 'nul', 'null', ' ', '"k":'];
+  let seed = 4242;
+  const next = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return Math.floor((seed / 0x80000000) * n);
+  };
+  const wellFormed = () => {
+    const v: unknown[] = [];
+    for (let k = next(5); k > 0; k--) v.push(next(3) === 0 ? { K: [next(9), 'v\n'] } : next(2) === 0 ? `E${next(99)}=\u00e9"` : [null, true]);
+    return JSON.stringify(next(4) === 0 ? Object.fromEntries(v.map((x, i) => [`k${i}`, x])) : v);
+  };
+  let kept = 0;
+  let refusedBoth = 0;
+  for (let i = 0; i < 20000; i++) {
+    let value = wellFormed();
+    if (next(3) === 0) {
+      const at = next(value.length + 1);
+      value = value.slice(0, at) + pieces[next(pieces.length)] + value.slice(at + next(2));
+    }
+    const key = ['Env', 'ENV', 'env', 'Labels', 'Cmd', 'Entrypoint', 'Image'][next(7)]!;
+    const text = `{"Image":"a","${key}":${value},"HostConfig":{"Binds":["/a:/b"]}}`;
+    const full = parseGoJson(text);
+    const part = parseGoJson(text, UNREAD_FIELDS);
+    assert.equal(part.ok, full.ok, text);
+    if (!full.ok || !part.ok) {
+      assert.equal(part.ok ? '' : part.error, full.ok ? '' : full.error, text);
+      refusedBoth++;
+      continue;
+    }
+    assert.ok(isObject(full.value) && isObject(part.value));
+    assert.deepEqual(objectsUnder(part.value, 'HostConfig'), objectsUnder(full.value, 'HostConfig'));
+    const skipped = key !== 'Image' && /^\s*[[{]/.test(value);
+    if (skipped) {
+      assert.equal(part.value.entries[1]![1], UNREAD, text);
+      assert.throws(() => fieldValues(part.value as JObject, key), /not kept/);
+      kept++;
+    } else {
+      assert.deepEqual(part.value, full.value, text);
+    }
+  }
+  assert.ok(kept > 5000 && refusedBoth > 1000, `${kept} skipped, ${refusedBoth} refused`);
+  // The value bound counts what is skipped: the 4 MiB body of empty arrays
+  // is refused either way.
+  const over = `{"Image":"x","Labels":[${Array(MAX_VALUES - 2).fill('[]').join(',')}]}`;
+  assert.equal(parseGoJson(over, UNREAD_FIELDS).ok, false);
+  for (let c = 0; c < 0x20; c++) {
+    assert.equal(parseGoJson(`{"Env":["ok","a${String.fromCharCode(c)}b"]}`, UNREAD_FIELDS).ok, false, `U+${c.toString(16)}`);
+  }
+  // An unread field is not an object to the rules.
+  assert.equal(isObject(UNREAD), false);
 });

@@ -3,7 +3,7 @@
 // runs the handler either way, so "no body" never means "empty body".
 
 import { header, type Call } from './envelope.ts';
-import { isObject, parseGoJson, type JObject } from './goJson.ts';
+import { isObject, parseGoJson, UNREAD_FIELDS, type JObject } from './goJson.ts';
 import { utf8Text } from './utf8Text.ts';
 import { ENGINE_BODY_FORWARD_LIMIT } from './wire.ts';
 
@@ -30,7 +30,7 @@ export function readJsonBody(call: Call): BodyResult {
 
 function parseBody(call: Call): BodyResult {
   if (call.body === null) return { kind: 'not-visible', why: whyNotForwarded(call) };
-  const parsed = parseGoJson(utf8Text(call.body));
+  const parsed = parseGoJson(utf8Text(call.body), UNREAD_FIELDS);
   if (!parsed.ok) return { kind: 'not-json', why: parsed.error };
   if (!isObject(parsed.value)) return { kind: 'not-object', why: 'the JSON value is not an object' };
   return { kind: 'object', object: parsed.value };
