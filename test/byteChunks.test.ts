@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { bytes, decodeStdBase64In, indexAcross, indexOfAnyIn } from '../src/engine/byteChunks.ts';
+import { bytes, decodeStdBase64TextIn, indexAcross, indexOfAnyIn } from '../src/engine/byteChunks.ts';
 
 function prng(seed: number): (n: number) => number {
   return (n) => {
@@ -40,7 +40,7 @@ test('indexAcross, indexOfAnyIn and bytes agree with the joined bytes', () => {
   }
 });
 
-test('decodeStdBase64In accepts exactly padded standard base64, and decodes it', () => {
+test('decodeStdBase64TextIn accepts exactly padded standard base64, and decodes it as UTF-8', () => {
   const next = prng(11);
   const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
   const odd = '=-_ \n\u00e9"';
@@ -52,13 +52,19 @@ test('decodeStdBase64In accepts exactly padded standard base64, and decodes it',
       s = s.slice(0, at) + (next(2) === 0 ? odd[next(odd.length)] : alphabet[next(64)]) + s.slice(at + next(2));
     }
     const whole = Buffer.from(`x${s}y`, 'utf8');
-    const got = decodeStdBase64In(cut(whole, next), 1, whole.length - 1);
+    const got = decodeStdBase64TextIn(cut(whole, next), 1, whole.length - 1);
     const valid = s.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(s);
     assert.equal(got !== null, valid, JSON.stringify(s));
     if (got !== null) {
-      assert.ok(got.equals(Buffer.from(s, 'base64')), JSON.stringify(s));
+      assert.equal(got, Buffer.from(s, 'base64').toString('utf8'), JSON.stringify(s));
       accepted++;
     }
   }
   assert.ok(accepted > 5000 && accepted < 19_000, `${accepted} accepted`);
+  // Longer than one 64 KiB piece, with characters of 2 to 4 bytes cut
+  // between pieces and chunks.
+  const text = 'a\u00e9\u20ac\ud83d\ude00'.repeat(40_000);
+  const b64 = Buffer.from(text).toString('base64');
+  const whole = Buffer.from(b64);
+  assert.equal(decodeStdBase64TextIn([whole.subarray(0, 70_001), whole.subarray(70_001)], 0, whole.length), text);
 });

@@ -39,7 +39,7 @@ test('real bodies round-trip, and empty or null means no body', () => {
   for (const text of ['{}', '{"Image":"busybox"}', 'x'.repeat(1 << 20)]) {
     const r = readEnvelope(JSON.stringify({ RequestMethod: 'POST', RequestUri: '/x', RequestBody: Buffer.from(text).toString('base64') }));
     assert.ok(r.ok && r.call.body !== null);
-    assert.equal(r.call.body.toString('utf8'), text);
+    assert.equal(r.call.body, text);
   }
   for (const body of ['', null]) {
     const r = readEnvelope(JSON.stringify({ RequestMethod: 'GET', RequestUri: '/x', RequestBody: body }));
@@ -67,7 +67,7 @@ function sameResult(a: ReturnType<typeof readEnvelope>, b: ReturnType<typeof rea
     assert.equal(a.ok ? '' : a.error, b.ok ? '' : b.error, what);
     return;
   }
-  assert.deepEqual({ ...a.call, body: a.call.body?.toString('hex') ?? null }, { ...b.call, body: b.call.body?.toString('hex') ?? null }, what);
+  assert.deepEqual(a.call, b.call, what);
 }
 
 test('an envelope read from its chunks gives what its whole text gives', () => {
@@ -114,6 +114,6 @@ test('a 1 MiB create read from 64 KiB chunks is decoded in place', () => {
   for (let at = 0; at < bytes.length; at += 65536) chunks.push(bytes.subarray(at, at + 65536));
   const r = readEnvelopeInPlace(chunks);
   assert.ok(r !== null && r.ok && r.call.body !== null);
-  assert.ok(r.call.body.equals(body));
+  assert.equal(r.call.body, body.toString('utf8'));
   assert.equal(r.call.uri, '/v1.41/containers/create');
 });

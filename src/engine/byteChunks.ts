@@ -3,6 +3,8 @@
 // joining them would take a malloc of the whole envelope, and decoding it a
 // string of the same size, only to find the one long base64 value in it.
 
+import { utf8ChunkDecoder } from './utf8Text.ts';
+
 export type Chunks = readonly Buffer[];
 
 export function totalLength(chunks: Chunks): number {
@@ -81,29 +83,33 @@ export function bytes(chunks: Chunks, start: number, end: number): Buffer {
 }
 
 // Decodes [start, end) as padded standard base64, the way Go's encoding/json
-// writes a []byte, straight into the result: no string of the whole value is
-// made, only one per chunk. null unless every character is of the standard
-// alphabet and '=' pads the end only (see envelope.ts for why counting the
-// decoded bytes checks that).
-export function decodeStdBase64In(chunks: Chunks, start: number, end: number): Buffer | null {
+// writes a []byte, and the bytes as UTF-8 text: quad-aligned pieces of at
+// most 64 KiB go through one scratch Buffer, so neither a string of the
+// whole value nor a Buffer of the whole body is ever made. (A 1 MiB Buffer
+// is a malloc, and once glibc has raised its mmap threshold such blocks,
+// freed, stay in the process heap: 60 MiB after a burst of large creates.)
+// null unless every character is of the standard alphabet and '=' pads the
+// end only (see envelope.ts for why counting the decoded bytes checks that).
+export function decodeStdBase64TextIn(chunks: Chunks, start: number, end: number): string | null {
   const length = end - start;
   if (length % 4 !== 0) return null;
-  if (length === 0) return Buffer.alloc(0);
+  if (length === 0) return '';
   // Node's decoder also takes the URL alphabet in full.
   if (indexOfAnyIn(chunks, [0x2d, 0x5f], start, end) >= 0) return null;
   const last = bytes(chunks, end - 2, end);
   const pad = last[1] === 0x3d ? (last[0] === 0x3d ? 2 : 1) : 0;
-  const out = Buffer.allocUnsafe((length / 4) * 3 - pad);
-  let pos = 0;
+  const decoder = utf8ChunkDecoder();
+  let text = '';
   let consumed = 0;
   let carry = '';
   // Each piece is a whole number of quads; only the last may hold padding.
   const put = (piece: string): boolean => {
     consumed += piece.length;
     const expected = (piece.length / 4) * 3 - (consumed === length ? pad : 0);
-    const written = out.write(piece, pos, 'base64');
-    pos += written;
-    return written === expected;
+    const written = SCRATCH.write(piece, 0, 'base64');
+    if (written !== expected) return false;
+    text += decoder.write(SCRATCH.subarray(0, written));
+    return true;
   };
   const ok = forEachIn(chunks, start, end, (c, from, to) => {
     if (carry.length > 0) {
@@ -114,10 +120,16 @@ export function decodeStdBase64In(chunks: Chunks, start: number, end: number): B
       if (!put(carry)) return false;
       carry = '';
     }
-    const aligned = from + ((to - from) & ~3);
-    if (aligned > from && !put(c.toString('latin1', from, aligned))) return false;
-    if (aligned < to) carry = c.toString('latin1', aligned, to);
+    for (let aligned = from + ((to - from) & ~3); from < aligned; ) {
+      const upTo = Math.min(aligned, from + PIECE_CHARS);
+      if (!put(c.toString('latin1', from, upTo))) return false;
+      from = upTo;
+    }
+    if (from < to) carry = c.toString('latin1', from, to);
     return true;
   });
-  return ok && carry === '' && pos === out.length ? out : null;
+  return ok && carry === '' && consumed === length ? text + decoder.end() : null;
 }
+
+const PIECE_CHARS = 64 << 10;
+const SCRATCH = Buffer.allocUnsafeSlow((PIECE_CHARS / 4) * 3);

@@ -3,7 +3,7 @@
 // the caller denies. An empty envelope matters most: the engine re-sends a
 // call with an empty body when a plugin connection drops mid-call.
 
-import { bytes, decodeStdBase64In, indexAcross, indexOfAnyIn, totalLength, type Chunks } from './byteChunks.ts';
+import { bytes, decodeStdBase64TextIn, indexAcross, indexOfAnyIn, totalLength, type Chunks } from './byteChunks.ts';
 import { utf8Text } from './utf8Text.ts';
 import type { AuthZRequest } from './wire.ts';
 
@@ -12,8 +12,9 @@ export interface Call {
   readonly authMethod: string;
   readonly method: string;
   readonly uri: string;
-  // The forwarded body, decoded; null when the engine did not forward one.
-  readonly body: Buffer | null;
+  // The forwarded body, decoded from base64 and UTF-8; null when the engine
+  // did not forward one.
+  readonly body: string | null;
   readonly headers: Readonly<Record<string, string>>;
 }
 
@@ -75,7 +76,7 @@ export function readEnvelopeInPlace(chunks: Chunks): EnvelopeResult | null {
   }
   // Proves the cut was the top-level value.
   if (!isRecord(env) || env.RequestBody !== '') return null;
-  const body = decodeStdBase64In(chunks, start, end);
+  const body = decodeStdBase64TextIn(chunks, start, end);
   if (body === null) return { ok: false, error: 'call envelope RequestBody is not base64' };
   return fromObject(env as AuthZRequest, body);
 }
@@ -90,10 +91,11 @@ function fromText(text: string): EnvelopeResult {
   }
   if (!isRecord(env)) return { ok: false, error: 'call envelope is not a JSON object' };
   const e = env as AuthZRequest;
-  let body: Buffer | null = null;
+  let body: string | null = null;
   if (e.RequestBody !== undefined && e.RequestBody !== null) {
-    body = typeof e.RequestBody === 'string' ? decodeStdBase64(e.RequestBody) : null;
-    if (body === null) return { ok: false, error: 'call envelope RequestBody is not base64' };
+    const bytes = typeof e.RequestBody === 'string' ? decodeStdBase64(e.RequestBody) : null;
+    if (bytes === null) return { ok: false, error: 'call envelope RequestBody is not base64' };
+    body = utf8Text(bytes);
   }
   return fromObject(e, body);
 }
@@ -102,7 +104,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function fromObject(e: AuthZRequest, body: Buffer | null): EnvelopeResult {
+function fromObject(e: AuthZRequest, body: string | null): EnvelopeResult {
   const method = requiredString(e, 'RequestMethod');
   if (typeof method !== 'string') return method;
   const uri = requiredString(e, 'RequestUri');

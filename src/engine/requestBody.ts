@@ -4,7 +4,6 @@
 
 import { header, type Call } from './envelope.ts';
 import { isObject, parseGoJson, UNREAD_FIELDS, type JObject } from './goJson.ts';
-import { utf8Text } from './utf8Text.ts';
 import { ENGINE_BODY_FORWARD_LIMIT } from './wire.ts';
 
 export type BodyResult =
@@ -30,7 +29,7 @@ export function readJsonBody(call: Call): BodyResult {
 
 function parseBody(call: Call): BodyResult {
   if (call.body === null) return { kind: 'not-visible', why: whyNotForwarded(call) };
-  const parsed = parseGoJson(utf8Text(call.body), UNREAD_FIELDS);
+  const parsed = parseGoJson(call.body, UNREAD_FIELDS);
   if (!parsed.ok) return { kind: 'not-json', why: parsed.error };
   if (!isObject(parsed.value)) return { kind: 'not-object', why: 'the JSON value is not an object' };
   return { kind: 'object', object: parsed.value };
