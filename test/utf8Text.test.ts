@@ -1,11 +1,11 @@
 // The engine's bytes decoded as UTF-8, with Latin-1 taking the ASCII ones:
 // the result must be exactly Buffer.toString('utf8')'s, whatever the bytes
-// and however a body is split into chunks.
+// and wherever a character falls.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { utf8ChunkDecoder, utf8Text } from '../src/engine/utf8Text.ts';
+import { utf8Text } from '../src/engine/utf8Text.ts';
 
 // ASCII, multi-byte characters, a character cut short, bytes that are never UTF-8.
 const PIECES = ['a', '{"k":"v"}', '\u00e9', '\u017f', '\u212a', '\ud83d\ude00', '\u2028'].map((s) => Buffer.from(s, 'utf8'))
@@ -31,25 +31,4 @@ test('utf8Text decodes as Buffer.toString("utf8") does', () => {
     assert.equal(utf8Text(bytes), bytes.toString('utf8'), bytes.toString('hex'));
   }
   assert.equal(utf8Text(Buffer.alloc(0)), '');
-});
-
-test('utf8ChunkDecoder: any split into chunks decodes as the whole body would', () => {
-  const next = random(11);
-  for (let i = 0; i < 20000; i++) {
-    const bytes = sample(next);
-    const decoder = utf8ChunkDecoder();
-    let text = '';
-    let at = 0;
-    while (at < bytes.length) {
-      const size = 1 + next(Math.min(6, bytes.length - at));
-      text += decoder.write(bytes.subarray(at, at + size));
-      at += size;
-    }
-    text += decoder.end();
-    assert.equal(text, bytes.toString('utf8'), bytes.toString('hex'));
-  }
-  // ASCII chunks first, then a character split between two chunks.
-  const decoder = utf8ChunkDecoder();
-  const euro = Buffer.from('\u20ac', 'utf8');
-  assert.equal(decoder.write(Buffer.from('ab')) + decoder.write(euro.subarray(0, 1)) + decoder.write(euro.subarray(1)) + decoder.end(), 'ab\u20ac');
 });

@@ -3,7 +3,8 @@
 // joining them would take a malloc of the whole envelope, and decoding it a
 // string of the same size, only to find the one long base64 value in it.
 
-import { utf8ChunkDecoder } from './utf8Text.ts';
+import { utf8Text } from './utf8Text.ts';
+import { MAX_AUTHZREQ_BYTES } from './wire.ts';
 
 export type Chunks = readonly Buffer[];
 
@@ -83,11 +84,17 @@ export function bytes(chunks: Chunks, start: number, end: number): Buffer {
 }
 
 // Decodes [start, end) as padded standard base64, the way Go's encoding/json
-// writes a []byte, and the bytes as UTF-8 text: quad-aligned pieces of at
-// most 64 KiB go through one scratch Buffer, so neither a string of the
-// whole value nor a Buffer of the whole body is ever made. (A 1 MiB Buffer
-// is a malloc, and once glibc has raised its mmap threshold such blocks,
-// freed, stay in the process heap: 60 MiB after a burst of large creates.)
+// writes a []byte, and the bytes as UTF-8 text. The bytes go into one
+// scratch Buffer, allocated at start for the largest body an envelope under
+// MAX_AUTHZREQ_BYTES can hold, and the text is made from it in one piece.
+// A Buffer per body was a malloc each time, and once glibc has raised its
+// mmap threshold such blocks, freed, stay in the process heap (60 MiB after
+// a burst of large creates); strings per piece, joined, were promoted out
+// of the young generation before they died, which made V8 run a full GC
+// after nearly every large call. Allocated at start, the scratch is mapped
+// apart from the heap, whose top it would otherwise pin, and only the pages
+// a body has used are resident. The decoding is synchronous and the text a
+// copy, so one scratch serves every call.
 // null unless every character is of the standard alphabet and '=' pads the
 // end only (see envelope.ts for why counting the decoded bytes checks that).
 export function decodeStdBase64TextIn(chunks: Chunks, start: number, end: number): string | null {
@@ -98,18 +105,18 @@ export function decodeStdBase64TextIn(chunks: Chunks, start: number, end: number
   if (indexOfAnyIn(chunks, [0x2d, 0x5f], start, end) >= 0) return null;
   const last = bytes(chunks, end - 2, end);
   const pad = last[1] === 0x3d ? (last[0] === 0x3d ? 2 : 1) : 0;
-  const decoder = utf8ChunkDecoder();
-  let text = '';
+  const size = (length / 4) * 3 - pad;
+  const out = scratch(size);
+  let pos = 0;
   let consumed = 0;
   let carry = '';
   // Each piece is a whole number of quads; only the last may hold padding.
   const put = (piece: string): boolean => {
     consumed += piece.length;
     const expected = (piece.length / 4) * 3 - (consumed === length ? pad : 0);
-    const written = SCRATCH.write(piece, 0, 'base64');
-    if (written !== expected) return false;
-    text += decoder.write(SCRATCH.subarray(0, written));
-    return true;
+    const written = out.write(piece, pos, 'base64');
+    pos += written;
+    return written === expected;
   };
   const ok = forEachIn(chunks, start, end, (c, from, to) => {
     if (carry.length > 0) {
@@ -120,16 +127,16 @@ export function decodeStdBase64TextIn(chunks: Chunks, start: number, end: number
       if (!put(carry)) return false;
       carry = '';
     }
-    for (let aligned = from + ((to - from) & ~3); from < aligned; ) {
-      const upTo = Math.min(aligned, from + PIECE_CHARS);
-      if (!put(c.toString('latin1', from, upTo))) return false;
-      from = upTo;
-    }
-    if (from < to) carry = c.toString('latin1', from, to);
+    const aligned = from + ((to - from) & ~3);
+    if (aligned > from && !put(c.toString('latin1', from, aligned))) return false;
+    if (aligned < to) carry = c.toString('latin1', aligned, to);
     return true;
   });
-  return ok && carry === '' && consumed === length ? text + decoder.end() : null;
+  return ok && carry === '' && pos === size ? utf8Text(out.subarray(0, size)) : null;
 }
 
-const PIECE_CHARS = 64 << 10;
-const SCRATCH = Buffer.allocUnsafeSlow((PIECE_CHARS / 4) * 3);
+const SCRATCH = Buffer.allocUnsafeSlow((MAX_AUTHZREQ_BYTES / 4) * 3);
+
+function scratch(size: number): Buffer {
+  return size <= SCRATCH.length ? SCRATCH : Buffer.allocUnsafe(size);
+}

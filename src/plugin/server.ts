@@ -123,21 +123,22 @@ let lastLargeCall = 0;
 let collector: NodeJS.Timeout | null = null;
 
 // Every socket read takes a 64 KiB Buffer from malloc, which goes back only
-// when a young-generation GC finds the Buffer dead. Reading a large body
-// allocates little else in the heap, so those GCs are rare while the Buffers
-// pile up outside it: bare node:http draining 1 MiB bodies at c=8 reached
-// 100+ MiB, and malloc's heap, once grown, does not shrink. A scavenge after
-// every few MiB of large bodies (~0.2 ms with a 1 MiB young generation) lets
-// malloc reuse the same few blocks instead.
-const SCAVENGE_EVERY_BYTES = 4 << 20;
+// when a GC finds the Buffer dead. Reading a large body allocates little else
+// in the heap, so GCs are rare while the Buffers pile up outside it: bare
+// node:http draining 1 MiB bodies at c=8 reached 100+ MiB, and malloc's heap,
+// once grown, does not shrink. A call's chunks are kept until its envelope is
+// read (readBounded), long enough to be promoted, so a scavenge does not free
+// them: after every 16 MiB of large bodies an incremental full GC (~1 ms of
+// CPU a 1 MiB create) lets malloc reuse the same few blocks instead.
+const COLLECT_EVERY_BYTES = 16 << 20;
 let largeBytes = 0;
 
 function noteLargeChunk(bytes: number): void {
   if (collectGarbage === undefined) return;
   largeBytes += bytes;
-  if (largeBytes >= SCAVENGE_EVERY_BYTES) {
+  if (largeBytes >= COLLECT_EVERY_BYTES) {
     largeBytes = 0;
-    collectGarbage({ type: 'minor' });
+    void collectGarbage({ type: 'major', execution: 'async' });
   }
 }
 
