@@ -128,8 +128,8 @@ let collector: NodeJS.Timeout | null = null;
 // node:http draining 1 MiB bodies at c=8 reached 100+ MiB, and malloc's heap,
 // once grown, does not shrink. A call's chunks are kept until its envelope is
 // read (readBounded), long enough to be promoted, so a scavenge does not free
-// them: after every 16 MiB of large bodies an incremental full GC (~1 ms of
-// CPU a 1 MiB create) lets malloc reuse the same few blocks instead.
+// them: after every 16 MiB of large bodies (about eleven 1 MiB creates) an
+// incremental full GC lets malloc reuse the same few blocks instead.
 const COLLECT_EVERY_BYTES = 16 << 20;
 let largeBytes = 0;
 
