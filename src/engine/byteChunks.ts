@@ -135,8 +135,16 @@ export function decodeStdBase64TextIn(chunks: Chunks, start: number, end: number
   return ok && carry === '' && pos === size ? utf8Text(out.subarray(0, size)) : null;
 }
 
-const SCRATCH = Buffer.allocUnsafeSlow((MAX_AUTHZREQ_BYTES / 4) * 3);
+const SCRATCH_BYTES = (MAX_AUTHZREQ_BYTES / 4) * 3;
+let scratchBuffer = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
 
 function scratch(size: number): Buffer {
-  return size <= SCRATCH.length ? SCRATCH : Buffer.allocUnsafe(size);
+  return size <= scratchBuffer.length ? scratchBuffer : Buffer.allocUnsafe(size);
+}
+
+// The pages a large body was decoded into stay resident while the scratch
+// lives. Once large calls have stopped, the server swaps in an untouched one
+// just before its memory-reducing GC, which unmaps the old one.
+export function renewScratch(): void {
+  scratchBuffer = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
 }

@@ -7,7 +7,7 @@ import type { AuditLog } from './audit.ts';
 import { refuseEnvelope, type Decision } from '../policy/decide.ts';
 import { ACTIVATE_RESPONSE, MAX_AUTHZREQ_BYTES, PLUGIN_PATHS } from '../engine/wire.ts';
 import { callOfResponse, decideNow, type Pipeline } from './pipeline.ts';
-import type { Chunks } from '../engine/byteChunks.ts';
+import { renewScratch, type Chunks } from '../engine/byteChunks.ts';
 
 export interface ServerOptions extends Pipeline {
   readonly log: AuditLog;
@@ -154,6 +154,7 @@ function collect(): void {
     collector = setTimeout(collect, COLLECT_EVERY_MS).unref();
   } else {
     collector = null;
+    renewScratch();
     collectGarbage!({ type: 'major', flavor: 'last-resort' });
   }
 }
