@@ -117,3 +117,14 @@ test('a 1 MiB create read from 64 KiB chunks is decoded in place', () => {
   assert.equal(r.call.body, body.toString('utf8'));
   assert.equal(r.call.uri, '/v1.41/containers/create');
 });
+
+test('a call wrong in several ways is refused for its method first, read whole or in place', () => {
+  const text = JSON.stringify({ User: '', RequestBody: 'not base64!' + 'A'.repeat(70_000), RequestHeaders: {} });
+  const bytes = Buffer.from(text);
+  const inPlace = readEnvelopeInPlace([bytes.subarray(0, 100), bytes.subarray(100)]);
+  assert.ok(inPlace !== null && !inPlace.ok);
+  for (const r of [readEnvelope(text), readEnvelope(bytes), inPlace]) {
+    assert.ok(!r.ok);
+    assert.equal(r.error, 'call envelope lacks RequestMethod');
+  }
+});

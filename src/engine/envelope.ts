@@ -76,9 +76,7 @@ export function readEnvelopeInPlace(chunks: Chunks): EnvelopeResult | null {
   }
   // Proves the cut was the top-level value.
   if (!isRecord(env) || env.RequestBody !== '') return null;
-  const body = decodeStdBase64TextIn(chunks, start, end);
-  if (body === null) return { ok: false, error: 'call envelope RequestBody is not base64' };
-  return fromObject(env as AuthZRequest, body);
+  return fromObject(env as AuthZRequest, () => decodeStdBase64TextIn(chunks, start, end));
 }
 
 function fromText(text: string): EnvelopeResult {
@@ -91,24 +89,27 @@ function fromText(text: string): EnvelopeResult {
   }
   if (!isRecord(env)) return { ok: false, error: 'call envelope is not a JSON object' };
   const e = env as AuthZRequest;
-  let body: string | null = null;
-  if (e.RequestBody !== undefined && e.RequestBody !== null) {
+  return fromObject(e, () => {
+    if (e.RequestBody === undefined || e.RequestBody === null) return '';
     const bytes = typeof e.RequestBody === 'string' ? decodeStdBase64(e.RequestBody) : null;
-    if (bytes === null) return { ok: false, error: 'call envelope RequestBody is not base64' };
-    body = utf8Text(bytes);
-  }
-  return fromObject(e, body);
+    return bytes === null ? null : utf8Text(bytes);
+  });
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function fromObject(e: AuthZRequest, body: string | null): EnvelopeResult {
+// `readBody` gives the body's text ('' for none), or null when it is not
+// base64; it runs after the method and URI are checked, so a call wrong in
+// several ways is refused for the first of them, whichever path read it.
+function fromObject(e: AuthZRequest, readBody: () => string | null): EnvelopeResult {
   const method = requiredString(e, 'RequestMethod');
   if (typeof method !== 'string') return method;
   const uri = requiredString(e, 'RequestUri');
   if (typeof uri !== 'string') return uri;
+  const body = readBody();
+  if (body === null) return { ok: false, error: 'call envelope RequestBody is not base64' };
   const headers = e.RequestHeaders;
   // Go's map[string]string: a value of any other type would not even decode
   // in the engine, so such an envelope was not written by it.
@@ -128,7 +129,7 @@ function fromObject(e: AuthZRequest, body: string | null): EnvelopeResult {
       authMethod: typeof e.UserAuthNMethod === 'string' ? e.UserAuthNMethod : '',
       method,
       uri,
-      body: body !== null && body.length > 0 ? body : null,
+      body: body.length > 0 ? body : null,
       headers: headers ?? {},
     },
   };
