@@ -3,7 +3,7 @@
 import { createAuditLog, type AuditLog } from './plugin/audit.ts';
 import { parseServeArgs, USAGE, UsageError, type ServeOptions } from './plugin/cli.ts';
 import { listen, listenTarget, ListenError } from './plugin/listen.ts';
-import { closeGracefully, createPluginServer } from './plugin/server.ts';
+import { createPluginServer } from './plugin/server.ts';
 import { createInFlight } from './plugin/inFlight.ts';
 import { createEngineApi } from './engine/engineApi.ts';
 import { VERSION } from './version.ts';
@@ -81,7 +81,7 @@ async function serve(options: ServeOptions): Promise<number> {
   });
   let listening;
   try {
-    listening = await listen(server, target);
+    listening = await listen(server.listener, target);
   } catch (err) {
     const msg = err instanceof ListenError ? err.message : `cannot listen on ${options.socket}: ${(err as Error).message}`;
     process.stderr.write(`userns-guard: ${msg}\n`);
@@ -93,9 +93,9 @@ async function serve(options: ServeOptions): Promise<number> {
     const stop = (signal: string) => {
       log.event('info', `received ${signal}; shutting down`);
       listening.release();
-      closeGracefully(server, () => resolve(0));
+      server.closeGracefully(() => resolve(0));
       setTimeout(() => {
-        server.closeAllConnections();
+        server.closeAll();
         resolve(0);
       }, SHUTDOWN_GRACE_MS).unref();
     };

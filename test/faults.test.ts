@@ -196,23 +196,29 @@ for (const build of buildsForTests()) {
       holder = await startSocketHolder({ socket: h.socket, binary: BINARY, restartDelayMs: 100, args: ['--engine-socket', apiSocket] });
       await holder.nextStart(null);
       const k = holder;
+      let hostRoot = 0;
+      let benign = 0;
+      const benignFailed: string[] = [];
+      const MIN_BENIGN = 10;
       const deadline = Date.now() + LOAD_MS / 2;
+      // An exec a kill cut off waits for the engine's backoff before it is
+      // sent again, so some rounds leave too few execs to judge by the
+      // deadline: then the load goes on, up to three times as long.
+      const lastDeadline = Date.now() + (3 * LOAD_MS) / 2;
+      const loading = () => Date.now() < deadline || (benign < MIN_BENIGN && Date.now() < lastDeadline);
       const kills: number[] = [];
       const killer = (async () => {
-        while (Date.now() < deadline) {
+        while (loading()) {
           await sleep(150 + Math.random() * 300);
           const victim = k.current();
-          if (Date.now() < deadline && k.kill()) {
+          if (loading() && k.kill()) {
             kills.push(Date.now());
             await k.nextStart(victim);
           }
         }
       })();
-      let hostRoot = 0;
-      let benign = 0;
-      const benignFailed: string[] = [];
       const client = async (target: string) => {
-        while (Date.now() < deadline) {
+        while (loading()) {
           const r = await e.docker(['exec', target, 'cat', '/proc/self/uid_map'], { timeoutMs: 30_000 });
           if (target === 'lk-host' && /^\s*0\s+0\s+4294967295/m.test(r.stdout)) hostRoot++;
           if (target === 'lk-ok') {
@@ -226,7 +232,7 @@ for (const build of buildsForTests()) {
       for (const f of benignFailed) t.diagnostic(`benign failure: ${f}`);
       assert.ok(kills.length >= 10, `only ${kills.length} kills`);
       assert.equal(hostRoot, 0, 'an exec ran as host root');
-      assert.ok(benign >= 10, `only ${benign} benign execs`);
+      assert.ok(benign >= MIN_BENIGN, `only ${benign} benign execs`);
       // An exec is two calls (create, start), each can meet one kill.
       assert.ok(benignFailed.length <= 2 * kills.length, `${benignFailed.length} benign failures for ${kills.length} kills`);
       assert.ok(benignFailed.length < benign, 'no benign exec got through');

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { responseReader } from '../src/engine/httpResponse.ts';
+import { responseReader } from '../src/http/responseReader.ts';
 import { createLookupClient } from '../src/engine/lookupClient.ts';
 import { makeTempDir } from './lib/plugin.ts';
 

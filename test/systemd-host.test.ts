@@ -254,9 +254,13 @@ test('systemd as PID 1: a real host installs, runs, reboots and uninstalls usern
     // empty, and the plugin refuses what it cannot read. So: at most one
     // failure per kill, and each one that refusal, never anything else.
     const failures = results.reduce((n, [, fail]) => n + fail!, 0);
-    // The CLI's own follow-ons of one refused command: its help hint, and
-    // docker run's wait for the container it was about to start.
-    const followOn = (l: string) => /^See 'docker \S+ --help'\.$/.test(l) || /level=error msg="error waiting for container: context canceled"/.test(l);
+    // The CLI's own follow-ons of one refused command: its help hint,
+    // docker run's wait for the container it was about to start, and its
+    // note that the attach (an upgraded connection) was refused.
+    const followOn = (l: string) =>
+      /^See 'docker \S+ --help'\.$/.test(l) ||
+      /level=error msg="error waiting for container: context canceled"/.test(l) ||
+      /^unable to upgrade to tcp, received 403$/.test(l);
     const lines = errors.stdout.split('\n').filter((l) => l.trim() !== '' && !followOn(l));
     assert.ok(failures <= 5, `${failures} docker commands failed for 5 kills:\n${errors.stdout}`);
     const refusals = lines.filter((l) => l.includes(`${PLUGIN_REFUSAL}: request refused: empty call envelope`));

@@ -5,7 +5,7 @@
 // against 80 µs for an 8 KiB inspect answer).
 
 import net from 'node:net';
-import { responseReader } from './httpResponse.ts';
+import { responseReader } from '../http/responseReader.ts';
 import { utf8Text } from './utf8Text.ts';
 
 export interface LookupAnswer {

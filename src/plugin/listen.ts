@@ -4,7 +4,6 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type http from 'node:http';
 
 export type ListenTarget =
   | { readonly kind: 'activated'; readonly fd: number }
@@ -23,7 +22,7 @@ export interface Listening {
   release(): void;
 }
 
-export async function listen(server: http.Server, target: ListenTarget): Promise<Listening> {
+export async function listen(server: net.Server, target: ListenTarget): Promise<Listening> {
   if (target.kind === 'activated') {
     // Name the fd in the error: --socket is not involved here, and an error
     // naming it would send the operator to the wrong place.
@@ -67,7 +66,7 @@ export async function listen(server: http.Server, target: ListenTarget): Promise
 }
 
 // `{ fd }` takes node's handle overload, `{ path }` the options one.
-function listenOn(server: http.Server, options: { fd: number } | { path: string }): Promise<void> {
+function listenOn(server: net.Server, options: { fd: number } | { path: string }): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);

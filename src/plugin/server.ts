@@ -2,12 +2,13 @@
 // sets no timeout on plugin calls, so a stuck call here stalls the whole
 // Docker API: every read is bounded in size and time.
 
-import http from 'node:http';
 import type { AuditLog } from './audit.ts';
 import { refuseEnvelope, type Decision } from '../policy/decide.ts';
 import { ACTIVATE_RESPONSE, MAX_AUTHZREQ_BYTES, PLUGIN_PATHS } from '../engine/wire.ts';
 import { callOfResponse, decideNow, type Pipeline } from './pipeline.ts';
 import { renewScratch, type Chunks } from '../engine/byteChunks.ts';
+import { answer, createHttpServer, type Answer, type Exchange, type HttpServer } from '../http/server.ts';
+import type { RequestHead } from '../http/requestReader.ts';
 
 export interface ServerOptions extends Pipeline {
   readonly log: AuditLog;
@@ -17,87 +18,56 @@ export interface ServerOptions extends Pipeline {
 const RESPONSE_PREFIX_BYTES = 64 << 10;
 
 // The engine writes a whole call at once; these only stop peers that do not.
-export const TIMEOUTS = {
-  headersMs: 5_000,
-  requestMs: 30_000,
-  idleKeepAliveMs: 60_000,
+export const LIMITS = {
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
+  maxHeadBytes: 16 * 1024,
+  checkEveryMs: 1_000,
 } as const;
 
 const JSON_HEADERS = { 'Content-Type': 'application/vnd.docker.plugins.v1.2+json' };
-const ACTIVATE_BODY = Buffer.from(JSON.stringify(ACTIVATE_RESPONSE));
-const ALLOW_BODY = Buffer.from(JSON.stringify({ Allow: true, Msg: '' }));
+const ACTIVATE_ANSWER = answer(200, JSON_HEADERS, Buffer.from(JSON.stringify(ACTIVATE_RESPONSE)));
+const ALLOW_ANSWER = answer(200, JSON_HEADERS, Buffer.from(JSON.stringify({ Allow: true, Msg: '' })));
 
-// Servers whose shutdown has begun (see closeGracefully).
-const draining = new WeakSet<http.Server>();
-
-export function createPluginServer(opts: ServerOptions): http.Server {
-  const server: http.Server = http.createServer(
-    {
-      headersTimeout: TIMEOUTS.headersMs,
-      requestTimeout: TIMEOUTS.requestMs,
-      keepAliveTimeout: TIMEOUTS.idleKeepAliveMs,
-      // Timeouts are enforced on this tick; the default of 30 s would let a
-      // slow peer hold a connection far past headersTimeout.
-      connectionsCheckingInterval: 1_000,
-      maxHeaderSize: 16 * 1024,
-    },
-    (req, res) => route(req, res, opts, () => draining.has(server)),
-  );
-  return server;
+function jsonAnswer(status: number, value: unknown, extra?: Record<string, string>): Answer {
+  return answer(status, extra === undefined ? JSON_HEADERS : { ...JSON_HEADERS, ...extra }, Buffer.from(JSON.stringify(value)));
 }
 
-// Stops accepting, ends idle keep-alive connections now, and makes the answer
-// to every call still in flight the last on its connection (Connection:
-// close). Without that last part the engine's keep-alive connection outlives
-// its answered call, and `done` waits for the caller's grace deadline.
-export function closeGracefully(server: http.Server, done: () => void): void {
-  draining.add(server);
-  server.close(() => done());
-  server.closeIdleConnections();
+export function createPluginServer(opts: ServerOptions): HttpServer {
+  return createHttpServer(LIMITS, (head) => route(head, opts));
 }
 
-function route(req: http.IncomingMessage, res: http.ServerResponse, opts: ServerOptions, isDraining: () => boolean): void {
-  // Decided at answer time: a call that arrived before shutdown began is
-  // answered during it.
-  const reply = (status: number, body: Buffer, extra?: Record<string, string>) =>
-    send(res, status, body, isDraining() ? { ...extra, Connection: 'close' } : extra);
-  const replyJson = (status: number, value: unknown, extra?: Record<string, string>) =>
-    reply(status, Buffer.from(JSON.stringify(value)), extra);
-
-  const path = (req.url ?? '').split('?', 1)[0];
-  const bytesBefore = req.socket.bytesRead;
-  if (req.method !== 'POST') {
-    afterBody(req, () => replyJson(405, { Err: `plugin calls are POST, not ${req.method}` }, { Allow: 'POST' }));
-    return;
-  }
+function route(head: RequestHead, opts: ServerOptions): Exchange {
+  const q = head.target.indexOf('?');
+  const path = q < 0 ? head.target : head.target.slice(0, q);
+  if (head.method !== 'POST') return drained(() => jsonAnswer(405, { Err: `plugin calls are POST, not ${head.method}` }, { Allow: 'POST' }));
   switch (path) {
     case PLUGIN_PATHS.activate:
-      afterBody(req, () => reply(200, ACTIVATE_BODY));
-      return;
+      return drained(() => ACTIVATE_ANSWER);
     case PLUGIN_PATHS.authzReq:
-      readBounded(req, MAX_AUTHZREQ_BYTES, (body, size) => {
-        const send = (answer: true | string) =>
-          reply(200, answer === true ? ALLOW_BODY : Buffer.from(JSON.stringify({ Allow: false, Msg: answer })));
-        const answer = answerRequest(body, size, opts);
-        if (typeof answer === 'object') void answer.then(send);
-        else send(answer);
+      return readBounded(MAX_AUTHZREQ_BYTES, (body, size) => {
+        const decided = answerRequest(body, size, opts);
         if (size >= LARGE_CALL_BYTES) collectSoon();
+        return decided instanceof Promise ? decided.then(authzAnswer) : authzAnswer(decided);
       });
-      return;
     case PLUGIN_PATHS.authzRes:
       // The action has already happened: nothing to decide. Only the start,
       // which names the call, is read (it ends the call's in-flight hold);
       // the response, possibly huge, is drained unread.
-      readPrefix(req, RESPONSE_PREFIX_BYTES, (prefix) => {
+      return readPrefix(RESPONSE_PREFIX_BYTES, (prefix, size) => {
         const key = callOfResponse(prefix);
         if (key !== null) opts.inFlight.release(key);
-        reply(200, ALLOW_BODY);
-        if (req.socket.bytesRead - bytesBefore >= LARGE_CALL_BYTES) collectSoon();
+        if (size >= LARGE_CALL_BYTES) collectSoon();
+        return ALLOW_ANSWER;
       });
-      return;
     default:
-      afterBody(req, () => replyJson(404, { Err: `unknown plugin call ${path}` }));
+      return drained(() => jsonAnswer(404, { Err: `unknown plugin call ${path}` }));
   }
+}
+
+function authzAnswer(decided: true | string): Answer {
+  return decided === true ? ALLOW_ANSWER : jsonAnswer(200, { Allow: false, Msg: decided });
 }
 
 // A call this large (a create near the engine's 1 MiB forwarding limit, the
@@ -124,8 +94,8 @@ let collector: NodeJS.Timeout | null = null;
 
 // Every socket read takes a 64 KiB Buffer from malloc, which goes back only
 // when a GC finds the Buffer dead. Reading a large body allocates little else
-// in the heap, so GCs are rare while the Buffers pile up outside it: bare
-// node:http draining 1 MiB bodies at c=8 reached 100+ MiB, and malloc's heap,
+// in the heap, so GCs are rare while the Buffers pile up outside it: a bare
+// node:http server draining 1 MiB bodies at c=8 reached 100+ MiB, and malloc's heap,
 // once grown, does not shrink. A call's chunks are kept until its envelope is
 // read (readBounded), long enough to be promoted, so a scavenge does not free
 // them: after every 16 MiB of large bodies (about eleven 1 MiB creates) an
@@ -167,7 +137,7 @@ function answerRequest(body: Chunks | null, size: number, opts: ServerOptions): 
     opts.log.event('error', 'policy failed; call denied', { error: String((err as Error)?.stack ?? err) });
     return 'userns-guard internal error; call denied';
   };
-  const answer = (decision: Decision): true | string => {
+  const outcome = (decision: Decision): true | string => {
     opts.log.decision(decision);
     return decision.allow ? true : decision.reason;
   };
@@ -180,7 +150,7 @@ function answerRequest(body: Chunks | null, size: number, opts: ServerOptions): 
   } catch (err) {
     return failed(err);
   }
-  return decision instanceof Promise ? decision.then(answer, failed) : answer(decision);
+  return decision instanceof Promise ? decision.then(outcome, failed) : outcome(decision);
 }
 
 // Reads a body of up to `limit` bytes, as the chunks the socket gave;
@@ -189,36 +159,34 @@ function answerRequest(body: Chunks | null, size: number, opts: ServerOptions): 
 // joining them would take a malloc of the envelope's size (1.4 MiB for a
 // 1 MiB create), and malloc'd blocks that size, freed, fragment the process
 // heap, which does not shrink.
-function readBounded(req: http.IncomingMessage, limit: number, done: (body: Chunks | null, size: number) => void): void {
+function readBounded(limit: number, done: (body: Chunks | null, size: number) => Answer | Promise<Answer>): Exchange {
   let chunks: Buffer[] = [];
   let size = 0;
-  req.on('data', (chunk: Buffer) => {
-    size += chunk.length;
-    if (chunk.length >= LARGE_CHUNK_BYTES) noteLargeChunk(chunk.length);
-    if (size > limit) chunks = [];
-    else chunks.push(chunk);
-  });
-  req.on('end', () => done(size > limit ? null : chunks, size));
+  return {
+    data(chunk) {
+      size += chunk.length;
+      if (chunk.length >= LARGE_CHUNK_BYTES) noteLargeChunk(chunk.length);
+      if (size > limit) chunks = [];
+      else chunks.push(chunk);
+    },
+    end: () => done(size > limit ? null : chunks, size),
+  };
 }
 
 // Keeps the first `limit` bytes as text and drains the rest.
-function readPrefix(req: http.IncomingMessage, limit: number, done: (prefix: string) => void): void {
+function readPrefix(limit: number, done: (prefix: string, size: number) => Answer): Exchange {
   const chunks: Buffer[] = [];
   let size = 0;
-  req.on('data', (chunk: Buffer) => {
-    if (chunk.length >= LARGE_CHUNK_BYTES) noteLargeChunk(chunk.length);
-    if (size < limit) chunks.push(chunk.length > limit - size ? chunk.subarray(0, limit - size) : chunk);
-    size += chunk.length;
-  });
-  req.on('end', () => done(Buffer.concat(chunks).toString('utf8')));
+  return {
+    data(chunk) {
+      if (chunk.length >= LARGE_CHUNK_BYTES) noteLargeChunk(chunk.length);
+      if (size < limit) chunks.push(chunk.length > limit - size ? chunk.subarray(0, limit - size) : chunk);
+      size += chunk.length;
+    },
+    end: () => done(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'), size),
+  };
 }
 
-function afterBody(req: http.IncomingMessage, then: () => void): void {
-  req.on('end', then);
-  req.resume();
-}
-
-function send(res: http.ServerResponse, status: number, body: Buffer, extra?: Record<string, string>): void {
-  res.writeHead(status, { ...JSON_HEADERS, ...extra, 'Content-Length': body.length });
-  res.end(body);
+function drained(then: () => Answer): Exchange {
+  return { data() {}, end: then };
 }

@@ -3,6 +3,8 @@
 // chunked transfer coding, or until the connection closes. Pure: bytes in,
 // a state out; the lookup client does the socket work.
 
+import { chunkedDecoder } from './chunked.ts';
+
 export interface ParsedResponse {
   readonly status: number;
   readonly body: Buffer;
@@ -33,6 +35,7 @@ export function responseReader(maxBody: number): ResponseReader {
   const parts: Buffer[] = [];
   let bodySize = 0;
   let failed: ParseStep | null = null;
+  const decoder = chunkedDecoder(maxBody, MAX_HEAD);
 
   const fail = (why: string): ParseStep => (failed = { kind: 'error', why });
   // Bytes after the answer: a peer that does not frame its answers the way
@@ -80,32 +83,10 @@ export function responseReader(maxBody: number): ResponseReader {
   }
 
   function chunks(): ParseStep {
-    for (;;) {
-      const eol = pending.indexOf('\r\n');
-      if (eol < 0) return pending.length > 1024 ? fail('bad chunk size line') : { kind: 'more' };
-      const sizeText = pending.toString('latin1', 0, eol).split(';')[0]!.trim();
-      if (!/^[0-9a-fA-F]{1,8}$/.test(sizeText)) return fail('bad chunk size line');
-      const size = parseInt(sizeText, 16);
-      if (size === 0) {
-        // Trailer lines, then an empty line.
-        let at = eol + 2;
-        for (;;) {
-          const next = pending.indexOf('\r\n', at);
-          if (next < 0) return pending.length > MAX_HEAD ? fail('chunk trailers too large') : { kind: 'more' };
-          if (next === at) {
-            pending = pending.subarray(next + 2);
-            return done(pending.length > 0);
-          }
-          at = next + 2;
-        }
-      }
-      // Refused before it is buffered, not once it has all arrived.
-      if (bodySize + size > maxBody) return fail(`answer larger than ${maxBody} bytes`);
-      if (pending.length < eol + 2 + size + 2) return { kind: 'more' };
-      if (pending[eol + 2 + size] !== 0x0d || pending[eol + 3 + size] !== 0x0a) return fail('chunk not followed by CRLF');
-      if (!take(pending.subarray(eol + 2, eol + 2 + size))) return fail(`answer larger than ${maxBody} bytes`);
-      pending = pending.subarray(eol + 4 + size);
-    }
+    const s = decoder.step(pending, 0, (piece) => void parts.push(piece));
+    if (s.kind === 'error') return fail(s.tooLarge ? `answer larger than ${maxBody} bytes` : s.why);
+    pending = pending.subarray(s.used);
+    return s.kind === 'done' ? done(pending.length > 0) : { kind: 'more' };
   }
 
   return {
