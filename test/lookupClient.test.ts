@@ -1,13 +1,15 @@
-// The lookup client and its response reader against a server that writes
+// The lookup client and its response reader (and the engine API on top) against a server that writes
 // answers byte by byte as chosen here: every framing the engine's Go server
 // uses, split anywhere, and the ways a connection goes wrong.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { responseReader } from '../src/http/responseReader.ts';
+import { createEngineApi } from '../src/engine/engineApi.ts';
 import { createLookupClient } from '../src/engine/lookupClient.ts';
 import { makeTempDir } from './lib/plugin.ts';
 
@@ -159,4 +161,36 @@ test('the client: no engine at the socket path says so, with the error code; a p
   const client = createLookupClient('/nonexistent/userns-guard-test.sock');
   await assert.rejects(client.get('/info', 500), (err: NodeJS.ErrnoException) => err.code === 'ENOENT');
   for (const bad of ['/info HTTP/1.1\r\nX: y', '/a b', 'info', '/\u00e9']) await assert.rejects(client.get(bad, 500), /not a request path/);
+});
+
+test('the engine API: an exec found once is not looked up again; its container is, every time', async (t) => {
+  const dir = makeTempDir('ug-engine-api-');
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const socket = path.join(dir, 'engine.sock');
+  const containerId = 'c'.repeat(64);
+  const asked: string[] = [];
+  const server = http.createServer((req, res) => {
+    asked.push(req.url!);
+    const answers: Record<string, object> = {
+      '/exec/e1/json': { ID: 'e1', ContainerID: containerId },
+      [`/containers/${containerId}/json`]: { Id: containerId, Name: '/web', HostConfig: { UsernsMode: '' }, Mounts: [] },
+    };
+    const body = answers[req.url!];
+    res.writeHead(body === undefined ? 404 : 200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify(body ?? { message: 'No such exec instance' }));
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  t.after(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
+  const api = createEngineApi(socket, 2_000);
+
+  for (let i = 0; i < 3; i++) {
+    const found = await api.execContainer('e1');
+    assert.equal(found.kind, 'found');
+    assert.equal(found.kind === 'found' && found.value.id, containerId);
+  }
+  assert.deepEqual(asked, ['/exec/e1/json', ...Array(3).fill(`/containers/${containerId}/json`)]);
+
+  asked.length = 0;
+  for (let i = 0; i < 2; i++) assert.equal((await api.execContainer('e2')).kind, 'absent');
+  assert.deepEqual(asked, ['/exec/e2/json', '/exec/e2/json'], 'an exec the engine does not know is asked about again');
 });

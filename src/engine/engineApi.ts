@@ -21,17 +21,31 @@ export interface EngineApi {
   remappedRoot(): Promise<Lookup<RemappedRoot>>;
 }
 
+// Exec instances whose container is known: a few minutes of execs on a busy host.
+const MAX_KNOWN_EXECS = 4096;
+
 export function createEngineApi(socketPath: string, timeoutMs = DEFAULT_LOOKUP_TIMEOUT_MS): EngineApi {
   // Keep-alive: a lookup costs one round trip, not a connect as well.
   const client = createLookupClient(socketPath);
   const get = (path: string) => getJson(client, socketPath, path, timeoutMs);
+  // Exec id -> the full id of its container. The one answer kept between
+  // calls, because it cannot change: the engine finds an exec by its exact
+  // id only (no names, no prefixes), gives every exec a random id of its
+  // own, and an exec belongs to one container for its whole life. The
+  // container itself is looked up again on every call.
+  const execContainers = new Map<string, string>();
   const api: EngineApi = {
     async container(ref) {
       return interpret(await get(`/containers/${encodeParam(ref)}/json`), containerFactsOf, `container ${JSON.stringify(ref)}`);
     },
     async execContainer(id) {
+      const known = execContainers.get(id);
+      if (known !== undefined) return api.container(known);
       const exec = interpret(await get(`/exec/${encodeParam(id)}/json`), execContainerOf, `exec instance ${JSON.stringify(id)}`);
-      return exec.kind === 'found' ? api.container(exec.value) : exec;
+      if (exec.kind !== 'found') return exec;
+      if (execContainers.size >= MAX_KNOWN_EXECS) execContainers.delete(execContainers.keys().next().value!);
+      execContainers.set(id, exec.value);
+      return api.container(exec.value);
     },
     async volume(name) {
       return interpret(await get(`/volumes/${encodeParam(name)}`), volumeFactsOf, `volume ${JSON.stringify(name)}`);
