@@ -267,12 +267,12 @@ test('the server: a handler that throws answers 500 and the server goes on', asy
     c.conn.write(`POST ${target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n`);
     await until(() => c.text().includes('}'), 2_000, () => `${target}: ${JSON.stringify(c.text())}`);
     assert.match(c.text(), new RegExp(`^HTTP/1\\.1 500 Internal Server Error\\r\\n[^]*"Err":"internal error: ${why}"`), target);
+    assert.doesNotMatch(c.text(), /Connection: close/, `${target}: the connection is kept`);
+    // And the same connection carries the next request.
+    c.conn.write('POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n');
+    await until(() => c.text().endsWith('fine'), 2_000, () => `${target}: ${JSON.stringify(c.text())}`);
     c.conn.destroy();
   }
-  const ok = rawConnection(socket);
-  ok.conn.write('POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n');
-  await until(() => ok.text().endsWith('fine'), 2_000, () => ok.text());
-  ok.conn.destroy();
 });
 
 test('the server: deadlines for headers, body and idle keep-alive', { timeout: 10_000 }, async (t) => {

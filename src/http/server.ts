@@ -72,9 +72,9 @@ export function answer(status: number, headers: Readonly<Record<string, string>>
   };
 }
 
-// The plugin protocol's error shape, for what the server itself refuses.
-function errorAnswer(status: number, why: string): Buffer {
-  return answer(status, { 'Content-Type': 'application/json' }, Buffer.from(JSON.stringify({ Err: why }))).closing;
+// The plugin protocol's error shape, for what the server itself answers.
+function errorAnswer(status: number, why: string): Answer {
+  return answer(status, { 'Content-Type': 'application/json' }, Buffer.from(JSON.stringify({ Err: why })));
 }
 
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n');
@@ -167,7 +167,7 @@ export function createHttpServer(opts: HttpServerOptions, handle: RequestHandler
   function drive(conn: Connection, first: ReadStep): void {
     for (let step = first; ; ) {
       if (step === 'more') return;
-      if (typeof step === 'object') return finish(conn, errorAnswer(step.status, step.why));
+      if (typeof step === 'object') return finish(conn, errorAnswer(step.status, step.why).closing);
       conn.state = 'answering';
       let out: Answer | Promise<Answer>;
       try {
@@ -177,12 +177,10 @@ export function createHttpServer(opts: HttpServerOptions, handle: RequestHandler
       }
       conn.exchange = null;
       if (out instanceof Promise) {
-        out.then(
-          (a) => {
-            if (sent(conn, a)) drive(conn, nextRequest(conn));
-          },
-          (err: unknown) => void sent(conn, failing(err).end() as Answer),
-        );
+        const then = (a: Answer) => {
+          if (sent(conn, a)) drive(conn, nextRequest(conn));
+        };
+        out.then(then, (err: unknown) => then(failing(err).end() as Answer));
         return;
       }
       if (!sent(conn, out)) return;
@@ -236,7 +234,7 @@ export function createHttpServer(opts: HttpServerOptions, handle: RequestHandler
         case 'new':
         case 'reading': {
           const limit = conn.reader.phase === 'body' ? opts.requestTimeoutMs : opts.headersTimeoutMs;
-          if (waited > limit) finish(conn, errorAnswer(408, `request not received within ${limit} ms`));
+          if (waited > limit) finish(conn, errorAnswer(408, `request not received within ${limit} ms`).closing);
           break;
         }
       }
@@ -258,6 +256,6 @@ export function createHttpServer(opts: HttpServerOptions, handle: RequestHandler
 
 // A handler that threw: the request is answered 500, and the server goes on.
 function failing(err: unknown): Exchange {
-  const why = `internal error: ${String((err as Error)?.message ?? err)}`;
-  return { data() {}, end: () => ({ open: errorAnswer(500, why), closing: errorAnswer(500, why) }) };
+  const a = errorAnswer(500, `internal error: ${String((err as Error)?.message ?? err)}`);
+  return { data() {}, end: () => a };
 }
