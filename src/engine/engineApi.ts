@@ -8,7 +8,7 @@
 import type { ContainerFacts, Lookup, RemappedRoot, VolumeFacts } from '../policy/facts.ts';
 import { containerFactsOf, execContainerOf, remappedRootOf, volumeFactsOf } from './inspect.ts';
 import { createLookupClient, type LookupClient } from './lookupClient.ts';
-import { errorMessage } from './unixHttp.ts';
+import { errorMessage } from './engineError.ts';
 
 export const DEFAULT_ENGINE_SOCKET = '/run/docker.sock';
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 3_000;

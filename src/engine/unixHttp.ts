@@ -38,14 +38,3 @@ export function unixRequest(
     req.end(opts.body);
   });
 }
-
-// The engine answers errors as {"message": "..."}; anything else is shown raw.
-export function errorMessage(body: string): string {
-  try {
-    const parsed = JSON.parse(body) as { message?: unknown };
-    if (typeof parsed?.message === 'string') return parsed.message;
-  } catch {
-    // not JSON
-  }
-  return body.trim().slice(0, 300);
-}

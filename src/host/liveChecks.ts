@@ -5,7 +5,8 @@
 
 import { randomBytes } from 'node:crypto';
 import { fail, ok, warn, type Check } from './doctorChecks.ts';
-import { errorMessage, unixRequest, type UnixResponse } from '../engine/unixHttp.ts';
+import { errorMessage } from '../engine/engineError.ts';
+import { unixRequest, type UnixResponse } from '../engine/unixHttp.ts';
 import { PLUGIN_PATHS } from '../engine/wire.ts';
 
 // The handshake the engine starts every plugin with.
