@@ -5,10 +5,10 @@
 // gathered, so a large body costs no more memory than its reads.
 
 export interface ChunkedDecoder {
-  // Reads what it can of `bytes` from `from`, handing each piece of data to
-  // `data`. `used` is where it stopped: a size or trailer line cut short
-  // waits there for more bytes.
-  step(bytes: Buffer, from: number, data: (piece: Buffer) => void): ChunkedStep;
+  // Reads what it can of `bytes`, handing each piece of data to `data`.
+  // `used` is where it stopped: a size or trailer line cut short waits
+  // there for more bytes.
+  step(bytes: Buffer, data: (piece: Buffer) => void): ChunkedStep;
 }
 
 export type ChunkedStep =
@@ -29,8 +29,8 @@ export function chunkedDecoder(maxBody: number, maxTrailers: number): ChunkedDec
   const error = (why: string, tooLarge = false): ChunkedStep => ({ kind: 'error', why, tooLarge });
 
   return {
-    step(bytes, from, data) {
-      let at = from;
+    step(bytes, data) {
+      let at = 0;
       for (;;) {
         switch (phase) {
           case 'size': {

@@ -89,7 +89,7 @@ export function requestReader(maxHead: number, onHead: (head: RequestHead) => Bo
     }
     if (phase === 'body') {
       if (decoder !== null) {
-        const s = decoder.step(pending, 0, toSink);
+        const s = decoder.step(pending, toSink);
         if (s.kind === 'error') return fail(400, s.why);
         pending = s.used === pending.length ? EMPTY : pending.subarray(s.used);
         if (s.kind === 'more') return 'more';

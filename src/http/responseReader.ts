@@ -83,7 +83,7 @@ export function responseReader(maxBody: number): ResponseReader {
   }
 
   function chunks(): ParseStep {
-    const s = decoder.step(pending, 0, (piece) => void parts.push(piece));
+    const s = decoder.step(pending, (piece) => void parts.push(piece));
     if (s.kind === 'error') return fail(s.tooLarge ? `answer larger than ${maxBody} bytes` : s.why);
     pending = pending.subarray(s.used);
     return s.kind === 'done' ? done(pending.length > 0) : { kind: 'more' };
