@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { bytes, decodeStdBase64TextIn, indexAcross, indexOfAnyIn } from '../src/engine/byteChunks.ts';
+import { bytes, decodeStdBase64TextIn, indexAcross, indexOfAnyIn, releaseScratch } from '../src/engine/byteChunks.ts';
 
 function prng(seed: number): (n: number) => number {
   return (n) => {
@@ -67,4 +67,14 @@ test('decodeStdBase64TextIn accepts exactly padded standard base64, and decodes 
   const b64 = Buffer.from(text).toString('base64');
   const whole = Buffer.from(b64);
   assert.equal(decodeStdBase64TextIn([whole.subarray(0, 70_001), whole.subarray(70_001)], 0, whole.length), text);
+});
+
+test('the scratch let go once large calls stop is mapped anew by the next body', () => {
+  const texts = ['x'.repeat(300_000), 'y\u00e9'.repeat(100_000), 'z'];
+  for (const text of texts) {
+    const whole = Buffer.from(Buffer.from(text).toString('base64'));
+    assert.equal(decodeStdBase64TextIn([whole.subarray(0, 65_536), whole.subarray(65_536)], 0, whole.length), text);
+    releaseScratch();
+    assert.equal(decodeStdBase64TextIn([whole], 0, whole.length), text);
+  }
 });

@@ -3,6 +3,7 @@
 // joining them would take a malloc of the whole envelope, and decoding it a
 // string of the same size, only to find the one long base64 value in it.
 
+import { mappedBuffer } from './mappedBuffer.ts';
 import { utf8Text } from './utf8Text.ts';
 import { MAX_AUTHZREQ_BYTES } from './wire.ts';
 
@@ -85,16 +86,16 @@ export function bytes(chunks: Chunks, start: number, end: number): Buffer {
 
 // Decodes [start, end) as padded standard base64, the way Go's encoding/json
 // writes a []byte, and the bytes as UTF-8 text. The bytes go into one
-// scratch Buffer, allocated at start for the largest body an envelope under
+// scratch Buffer, big enough for the largest body an envelope under
 // MAX_AUTHZREQ_BYTES can hold, and the text is made from it in one piece.
 // A Buffer per body was a malloc each time, and once glibc has raised its
 // mmap threshold such blocks, freed, stay in the process heap (60 MiB after
 // a burst of large creates); strings per piece, joined, were promoted out
 // of the young generation before they died, which made V8 run a full GC
-// after nearly every large call. Allocated at start, the scratch is mapped
-// apart from the heap, whose top it would otherwise pin, and only the pages
-// a body has used are resident. The decoding is synchronous and the text a
-// copy, so one scratch serves every call.
+// after nearly every large call. The scratch is mapped apart from the heap
+// and only the pages a body has used are resident (mappedBuffer.ts). The
+// decoding is synchronous and the text a copy, so one scratch serves every
+// call.
 // null unless every character is of the standard alphabet and '=' pads the
 // end only (see envelope.ts for why counting the decoded bytes checks that).
 export function decodeStdBase64TextIn(chunks: Chunks, start: number, end: number): string | null {
@@ -136,15 +137,19 @@ export function decodeStdBase64TextIn(chunks: Chunks, start: number, end: number
 }
 
 const SCRATCH_BYTES = (MAX_AUTHZREQ_BYTES / 4) * 3;
-let scratchBuffer = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+let scratchBuffer: Buffer | null = null;
 
 function scratch(size: number): Buffer {
+  scratchBuffer ??= mappedBuffer(SCRATCH_BYTES);
   return size <= scratchBuffer.length ? scratchBuffer : Buffer.allocUnsafe(size);
 }
 
 // The pages a large body was decoded into stay resident while the scratch
-// lives. Once large calls have stopped, the server swaps in an untouched one
-// just before its memory-reducing GC, which unmaps the old one.
-export function renewScratch(): void {
-  scratchBuffer = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+// lives. Once large calls have stopped, the server lets it go just before
+// its memory-reducing GC, which unmaps it; the next large body maps a new
+// one. Not mapped anew here: its bookkeeping, a few bytes of malloc taken
+// while the heap was at its largest, sat on top of it and kept the 10-20
+// MiB below from going back.
+export function releaseScratch(): void {
+  scratchBuffer = null;
 }

@@ -6,7 +6,7 @@ import type { AuditLog } from './audit.ts';
 import { refuseEnvelope, type Decision } from '../policy/decide.ts';
 import { ACTIVATE_RESPONSE, MAX_AUTHZREQ_BYTES, PLUGIN_PATHS } from '../engine/wire.ts';
 import { callOfResponse, decideNow, type Pipeline } from './pipeline.ts';
-import { renewScratch, type Chunks } from '../engine/byteChunks.ts';
+import { releaseScratch, type Chunks } from '../engine/byteChunks.ts';
 import { answer, createHttpServer, type Answer, type Exchange, type HttpServer } from '../http/server.ts';
 import type { RequestHead } from '../http/requestReader.ts';
 
@@ -124,7 +124,7 @@ function collect(): void {
     collector = setTimeout(collect, COLLECT_EVERY_MS).unref();
   } else {
     collector = null;
-    renewScratch();
+    releaseScratch();
     collectGarbage!({ type: 'major', flavor: 'last-resort' });
   }
 }
