@@ -49,6 +49,12 @@ const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP\/1\.([0
 // Control characters other than HTAB, bare CR and LF among them.
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 
+// What is left of a read from `from` on. Never an empty view: that would keep
+// the whole read (a 64 KiB malloc) alive for as long as the connection idles.
+function after(buf: Buffer, from: number): Buffer {
+  return from >= buf.length ? EMPTY : buf.subarray(from);
+}
+
 export function requestReader(maxHead: number, onHead: (head: RequestHead) => BodySink): RequestReader {
   let pending: Buffer = EMPTY;
   let phase: ReaderPhase = 'idle';
@@ -68,7 +74,7 @@ export function requestReader(maxHead: number, onHead: (head: RequestHead) => Bo
       // Blank lines before a request line are ignored (RFC 9112 §2.2).
       let i = 0;
       while (i < pending.length && (pending[i] === 0x0d || pending[i] === 0x0a)) i++;
-      if (i > 0) pending = pending.subarray(i);
+      if (i > 0) pending = after(pending, i);
       if (pending.length === 0) return 'more';
       phase = 'head';
     }
@@ -78,7 +84,7 @@ export function requestReader(maxHead: number, onHead: (head: RequestHead) => Bo
         return end >= 0 || pending.length > maxHead ? fail(431, `request headers larger than ${maxHead} bytes`) : 'more';
       }
       const head = parseHead(pending.toString('latin1', 0, end));
-      pending = pending.subarray(end + HEAD_END.length);
+      pending = after(pending, end + HEAD_END.length);
       if ('status' in head) return fail(head.status, head.why);
       sink = onHead(head.head);
       // The body's size is not bounded here: the server's handlers drain
@@ -91,13 +97,13 @@ export function requestReader(maxHead: number, onHead: (head: RequestHead) => Bo
       if (decoder !== null) {
         const s = decoder.step(pending, toSink);
         if (s.kind === 'error') return fail(400, s.why);
-        pending = s.used === pending.length ? EMPTY : pending.subarray(s.used);
+        pending = after(pending, s.used);
         if (s.kind === 'more') return 'more';
       } else if (left > 0) {
         if (pending.length === 0) return 'more';
         const n = Math.min(left, pending.length);
         sink!.data(n === pending.length ? pending : pending.subarray(0, n));
-        pending = n === pending.length ? EMPTY : pending.subarray(n);
+        pending = after(pending, n);
         left -= n;
         if (left > 0) return 'more';
       }
