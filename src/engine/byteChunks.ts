@@ -148,8 +148,8 @@ function scratch(size: number): Buffer {
 // lives. Once large calls have stopped, the server lets it go just before
 // its memory-reducing GC, which unmaps it; the next large body maps a new
 // one. Not mapped anew here: its bookkeeping, a few bytes of malloc taken
-// while the heap was at its largest, sat on top of it and kept the 10-20
-// MiB below from going back.
+// while the heap is at its largest, can land on top of it and keep the
+// 10-20 MiB below from going back.
 export function releaseScratch(): void {
   scratchBuffer = null;
 }
