@@ -227,6 +227,14 @@ test('in flight: a name cannot be claimed while a call on it is judged or runnin
   assert.equal(f.judgedConflict('container', ['web'], f.mark()), null);
   assert.equal(f.judgedConflict('volume', ['web'], since), null);
 
+  // A claim in flight when a judgement began voids it even once it is over:
+  // it took effect somewhere before its AuthZRes.
+  assert.ok(f.holdClaim('container', 'POST /containers/create?name=db', ['db'], f.mark()));
+  const during = f.mark();
+  f.release('POST /containers/create?name=db');
+  assert.match(f.judgedConflict('container', ['db'], during)!, /given to another container/);
+  assert.equal(f.judgedConflict('container', ['db'], f.mark()), null);
+
   // An AuthZRes that overtook its call's answer: the call has run, no hold.
   const early = f.mark();
   f.release('POST /containers/web/start');

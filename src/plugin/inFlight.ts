@@ -8,7 +8,9 @@
 //   a container (create ?name=NAME, rename ?name=NAME): refused, "retry";
 // - a judged call is refused if a call claiming its NAME was in flight, or
 //   allowed, at any time since its judgement began (its lookup may predate
-//   the claim's effect).
+//   the claim's effect). A claim counts at its allowance and again at its
+//   end, because it takes effect somewhere in between: a judgement that
+//   began while the claim was in flight is void even once it is over.
 //
 // The engine sends AuthZRes after the handler has returned, including when
 // it failed (moby pkg/authorization/middleware.go, 20.10 to 28.5), and the
@@ -57,19 +59,32 @@ export function createInFlight(now: () => number = Date.now): InFlight {
   let forgottenBefore = -1;
   const judged: Record<Space, Entry[]> = { container: [], volume: [] };
   const claims: Record<Space, Entry[]> = { container: [], volume: [] };
-  // name -> seq of the last claim allowed on it
+  // name -> seq of the last claim allowed on it, or ended
   const lastClaim: Record<Space, Map<string, number>> = { container: new Map(), volume: new Map() };
 
-  const live = (list: Entry[]): Entry[] => {
+  const claimed = (space: Space, names: readonly string[]) => {
+    seq++;
+    for (const n of names) lastClaim[space].set(n, seq);
+    if (lastClaim[space].size > MAX_ENTRIES) {
+      lastClaim[space].clear();
+      forgottenBefore = seq;
+    }
+  };
+  // A claim's names count again when it ends, by its AuthZRes or by expiry.
+  const claimEnded = (space: Space, e: Entry) => claimed(space, e.names);
+  const live = (list: Entry[], space: Space, isClaims: boolean): Entry[] => {
     const t = now();
     let i = 0;
     while (i < list.length) {
-      if (list[i]!.expires <= t) list.splice(i, 1);
-      else i++;
+      if (list[i]!.expires <= t) {
+        const [gone] = list.splice(i, 1);
+        if (isClaims) claimEnded(space, gone!);
+      } else i++;
     }
     return list;
   };
-  const holding = (list: Entry[], names: readonly string[]) => live(list).find((e) => e.names.some((n) => names.includes(n)));
+  const holding = (lists: Record<Space, Entry[]>, space: Space, names: readonly string[]) =>
+    live(lists[space], space, lists === claims).find((e) => e.names.some((n) => names.includes(n)));
   const ranAlready = (key: string, since: number): boolean => {
     const at = early.get(key);
     if (at === undefined || at <= since) return false;
@@ -82,7 +97,7 @@ export function createInFlight(now: () => number = Date.now): InFlight {
     mark: () => ++seq,
     judgedConflict(space, names, since) {
       if (since < forgottenBefore) return 'too many names changed while the call was being judged';
-      const claim = holding(claims[space], names);
+      const claim = holding(claims, space, names);
       if (claim !== undefined) return `another call (${claim.key}) is making ${quoteList(claim.names)} refer to another ${space}`;
       for (const n of names) {
         if ((lastClaim[space].get(n) ?? -1) > since) return `${space} name ${JSON.stringify(n)} was given to another ${space} while the call was being judged`;
@@ -90,7 +105,7 @@ export function createInFlight(now: () => number = Date.now): InFlight {
       return null;
     },
     claimConflict(space, names) {
-      const held = holding(judged[space], names);
+      const held = holding(judged, space, names);
       return held === undefined ? null : `a call on ${quoteList(held.names)} (${held.key}) is still in flight`;
     },
     holdJudged(space, key, names, since) {
@@ -101,12 +116,7 @@ export function createInFlight(now: () => number = Date.now): InFlight {
     },
     holdClaim(space, key, names, since) {
       if (total() >= MAX_ENTRIES) return false;
-      seq++;
-      for (const n of names) lastClaim[space].set(n, seq);
-      if (lastClaim[space].size > MAX_ENTRIES) {
-        lastClaim[space].clear();
-        forgottenBefore = seq;
-      }
+      claimed(space, names);
       if (!ranAlready(key, since)) claims[space].push({ key, names, expires: now() + HOLD_TTL_MS });
       return true;
     },
@@ -118,7 +128,8 @@ export function createInFlight(now: () => number = Date.now): InFlight {
           const list = lists[space];
           const at = list.findIndex((e) => e.key === key);
           if (at >= 0) {
-            list.splice(at, 1);
+            const [gone] = list.splice(at, 1);
+            if (lists === claims) claimEnded(space, gone!);
             found = true;
           }
         }
