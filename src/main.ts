@@ -6,6 +6,7 @@ import { listen, listenTarget, ListenError } from './plugin/listen.ts';
 import { createPluginServer } from './plugin/server.ts';
 import { createInFlight } from './plugin/inFlight.ts';
 import { createEngineApi } from './engine/engineApi.ts';
+import { createKnownContainers } from './facts/knownContainers.ts';
 import { VERSION } from './version.ts';
 
 // ps and journald show this instead of the runtime's name.
@@ -76,7 +77,11 @@ async function serve(options: ServeOptions): Promise<number> {
   const server = createPluginServer({
     policy: options.policy,
     log,
-    sources: { engine: createEngineApi(options.engineSocket, options.lookupTimeoutMs), deadlineMs: options.lookupTimeoutMs },
+    sources: {
+      engine: createEngineApi(options.engineSocket, options.lookupTimeoutMs),
+      deadlineMs: options.lookupTimeoutMs,
+      known: createKnownContainers(),
+    },
     inFlight: createInFlight(),
   });
   let listening;

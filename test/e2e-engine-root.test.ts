@@ -297,6 +297,31 @@ function engineRootSuite(build: EngineBuild): void {
       assert.equal(leaks, 0);
     });
 
+    await t.test('guarded: what was known of a container removed by the engine itself never passes to the next one named so', async () => {
+      // The plugin keeps what it learnt of a container for a few seconds; a
+      // --rm container goes without a call the plugin sees.
+      await ok(guarded, ['run', '-d', '--name', 'heir', '--network', 'none', '-v', `${w.work}:/host`, img, 'sleep', '600']);
+      for (const byId of [false, true]) {
+        const started = Date.now();
+        const id = await ok(guarded, ['run', '-d', '--rm', '--name', 'mortal', '--network', 'none', img, 'sleep', '600']);
+        const ref = byId ? id : 'mortal';
+        await ok(guarded, ['exec', ref, 'true']);
+        await ok(guarded, ['cp', `${ref}:/bin/sh`, join(w.work, 'sh.copy')]);
+        await ok(guarded, ['kill', ref]);
+        for (let i = 0; i < 100 && (await guarded.docker(['inspect', id])).code === 0; i++) await new Promise((r) => setTimeout(r, 50));
+        assert.notEqual((await guarded.docker(['inspect', id])).code, 0, 'the engine removed mortal');
+        await ok(guarded, ['rename', 'heir', ref]);
+        const out = await refused(guarded, ['cp', `${ref}:/host/rootonly/secret`, '-'], 'archive-host-mount');
+        assert.doesNotMatch(out, new RegExp(w.secret));
+        const r = await guarded.request('GET', `/containers/${ref}/archive?path=/host/rootonly/secret`);
+        assert.equal(r.status, 403);
+        assert.ok(!r.body.includes(w.secret));
+        t.diagnostic(`${byId ? 'by id' : 'by name'}: ${Date.now() - started} ms from run to the refused copy`);
+        await ok(guarded, ['rename', ref, 'heir']);
+      }
+      await ok(guarded, ['rm', '-f', 'heir']);
+    });
+
     await t.test('guarded: missing bind sources are created only where the containers\' root could', async () => {
       const uniq = randomBytes(4).toString('hex');
       // Bare engine: the start creates a root-only place owned by the remapped root.

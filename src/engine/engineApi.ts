@@ -15,8 +15,8 @@ export const DEFAULT_LOOKUP_TIMEOUT_MS = 3_000;
 
 export interface EngineApi {
   container(ref: string): Promise<Lookup<ContainerFacts>>;
-  // The container an exec instance runs in.
-  execContainer(id: string): Promise<Lookup<ContainerFacts>>;
+  // The full id of the container an exec instance runs in.
+  execContainerId(id: string): Promise<Lookup<string>>;
   volume(name: string): Promise<Lookup<VolumeFacts>>;
   remappedRoot(): Promise<Lookup<RemappedRoot>>;
 }
@@ -32,20 +32,20 @@ export function createEngineApi(socketPath: string, timeoutMs = DEFAULT_LOOKUP_T
   // calls, because it cannot change: the engine finds an exec by its exact
   // id only (no names, no prefixes), gives every exec a random id of its
   // own, and an exec belongs to one container for its whole life. The
-  // container itself is looked up again on every call.
+  // container itself is looked up on its own (src/facts/knownContainers.ts).
   const execContainers = new Map<string, string>();
   const api: EngineApi = {
     async container(ref) {
       return interpret(await get(`/containers/${encodeParam(ref)}/json`), containerFactsOf, `container ${JSON.stringify(ref)}`);
     },
-    async execContainer(id) {
+    async execContainerId(id) {
       const known = execContainers.get(id);
-      if (known !== undefined) return api.container(known);
+      if (known !== undefined) return { kind: 'found', value: known };
       const exec = interpret(await get(`/exec/${encodeParam(id)}/json`), execContainerOf, `exec instance ${JSON.stringify(id)}`);
       if (exec.kind !== 'found') return exec;
       if (execContainers.size >= MAX_KNOWN_EXECS) execContainers.delete(execContainers.keys().next().value!);
       execContainers.set(id, exec.value);
-      return api.container(exec.value);
+      return exec;
     },
     async volume(name) {
       return interpret(await get(`/volumes/${encodeParam(name)}`), volumeFactsOf, `volume ${JSON.stringify(name)}`);

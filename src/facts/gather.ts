@@ -8,10 +8,13 @@ import type { EngineApi } from '../engine/engineApi.ts';
 import type { ContainerFacts, FactNeeds, Facts, Lookup, PathFacts, RemappedRoot, VolumeFacts } from '../policy/facts.ts';
 import { needsNothing } from '../policy/facts.ts';
 import { examinePath } from './hostPaths.ts';
+import { isKeptRef, type KnownContainer, type KnownContainers } from './knownContainers.ts';
 
 export interface FactSources {
   readonly engine: EngineApi;
   readonly deadlineMs: number;
+  // Containers looked up recently; absent, every call looks its container up.
+  readonly known?: KnownContainers;
   // The remapped root changes only with an engine restart; looked up at most
   // once a minute.
   remappedRoot?: { readonly at: number; readonly value: Promise<Lookup<RemappedRoot>> };
@@ -32,15 +35,27 @@ export function emptyFacts(): MutableFacts {
   return { containers: new Map(), execs: new Map(), volumes: new Map(), paths: new Map(), remappedRoot: null };
 }
 
+// The caller's judgement of a recalled container: whether anything that
+// could have changed what `ref` names happened since the entry's mark.
+export interface Recall {
+  readonly mark: number;
+  stillNames(ref: string, known: KnownContainer): boolean;
+}
+
 // Adds the facts `needs` names to `into`, within the deadline.
-export async function gather(needs: FactNeeds, sources: FactSources, into: MutableFacts, deadline: number): Promise<Facts> {
+export async function gather(needs: FactNeeds, sources: FactSources, into: MutableFacts, deadline: number, recall?: Recall): Promise<Facts> {
   if (needsNothing(needs)) return into;
+  const container = (ref: string) => containerFacts(ref, sources, deadline, recall);
   const jobs: Promise<void>[] = [];
   for (const ref of needs.containers) {
-    jobs.push(bounded(sources.engine.container(ref), deadline).then((v) => void into.containers.set(ref, v)));
+    jobs.push(container(ref).then((v) => void into.containers.set(ref, v)));
   }
   for (const id of needs.execs) {
-    jobs.push(bounded(sources.engine.execContainer(id), deadline).then((v) => void into.execs.set(id, v)));
+    jobs.push(
+      bounded(sources.engine.execContainerId(id), deadline)
+        .then((c) => (c.kind === 'found' ? container(c.value) : c))
+        .then((v) => void into.execs.set(id, v)),
+    );
   }
   for (const name of needs.volumes) {
     jobs.push(bounded(sources.engine.volume(name), deadline).then((v) => void into.volumes.set(name, v)));
@@ -63,6 +78,20 @@ export async function gather(needs: FactNeeds, sources: FactSources, into: Mutab
   }
   await Promise.all(jobs);
   return into;
+}
+
+async function containerFacts(ref: string, sources: FactSources, deadline: number, recall: Recall | undefined): Promise<Lookup<ContainerFacts>> {
+  const known = recall === undefined ? undefined : sources.known;
+  if (known !== undefined && isKeptRef(ref)) {
+    const k = known.recall(ref, Date.now());
+    if (k !== undefined) {
+      if (recall!.stillNames(ref, k)) return { kind: 'found', value: k.facts };
+      known.forget(ref);
+    }
+  }
+  const found = await bounded(sources.engine.container(ref), deadline);
+  if (known !== undefined && found.kind === 'found') known.learn(ref, found.value, recall!.mark, Date.now());
+  return found;
 }
 
 function remappedRoot(sources: FactSources): Promise<Lookup<RemappedRoot>> {

@@ -3,9 +3,10 @@
 // keeps names from moving under a decision. Calls that need no facts and
 // claim no names (nearly all) are answered synchronously.
 
-import { gather, emptyFacts, type FactSources } from '../facts/gather.ts';
+import { gather, emptyFacts, type FactSources, type Recall } from '../facts/gather.ts';
+import { isFullId } from '../facts/knownContainers.ts';
 import { decide, judgeFacts, needsAfter, needsFactsFirst, overrule, type Decision, type PolicyOptions } from '../policy/decide.ts';
-import { containerName } from '../policy/asks.ts';
+import { containerName, GENERATED_NAME } from '../policy/asks.ts';
 import { needsNothing } from '../policy/facts.ts';
 import type { EnvelopeBytes } from '../engine/envelope.ts';
 import type { InFlight } from './inFlight.ts';
@@ -43,8 +44,9 @@ async function withFacts(d: Decision, p: Pipeline): Promise<Decision> {
     const deadline = Date.now() + p.sources.deadlineMs;
     const facts = emptyFacts();
     let needs = d.needs;
+    const recall = recallSince(since, p.inFlight);
     for (let round = 0; round < MAX_ROUNDS && !needsNothing(needs); round++) {
-      await gather(needs, p.sources, facts, deadline);
+      await gather(needs, p.sources, facts, deadline, recall);
       needs = needsAfter(d, facts);
     }
     judged = judgeFacts(d, facts, p.policy);
@@ -70,6 +72,19 @@ async function withFacts(d: Decision, p: Pipeline): Promise<Decision> {
     return overrule(judged, { rule: 'name-in-flux', reason: 'refused: too many calls on existing containers are in flight; retry' }, p.policy);
   }
   return judged;
+}
+
+// A container learnt at mark M still answers to `ref` when nothing claimed
+// that name since M, and nothing is claiming it now (see knownContainers.ts).
+// A generated name can be any name but a full id.
+function recallSince(since: number, inFlight: InFlight): Recall {
+  return {
+    mark: since,
+    stillNames: (ref, known) => {
+      const voidedBy = isFullId(ref) ? [ref] : [containerName(ref), GENERATED_NAME];
+      return inFlight.judgedConflict('container', voidedBy, known.mark) === null;
+    },
+  };
 }
 
 function claimConflict(d: Decision, p: Pipeline): Decision | null {

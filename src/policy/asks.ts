@@ -67,7 +67,7 @@ export function asksOf(route: Route, match: RouteMatch | null, body: () => BodyR
   switch (spec.name) {
     case 'container-create': {
       const b = body();
-      const names = queryValues(route.query, 'name').map(containerName).filter((n) => n !== '');
+      const names = createdNames(route);
       return b.kind === 'object' ? { ...createAsks(b.object), claimsContainerNames: names } : { ...NOTHING, claimsContainerNames: names };
     }
     case 'container-start': {
@@ -79,6 +79,10 @@ export function asksOf(route: Route, match: RouteMatch | null, body: () => BodyR
     }
     case 'container-rename':
       return { ...NOTHING, claimsContainerNames: queryValues(route.query, 'name').map(containerName).filter((n) => n !== '') };
+    case 'build':
+      // The classic builder runs each step in a container of its own, created
+      // inside the engine under a generated name.
+      return { ...NOTHING, claimsContainerNames: [GENERATED_NAME] };
     case 'volume-create': {
       const b = body();
       if (b.kind !== 'object') return NOTHING;
@@ -95,6 +99,20 @@ function isKillSignal(route: Route): boolean {
   const values = queryValues(route.query, 'signal');
   const first = values[0] ?? '';
   return first === '' || first === '9' || /^(?:SIG)?KILL$/i.test(first);
+}
+
+// Stands for whatever name the engine generates for a container created
+// without one: such a call can give any free name of the generator's to a
+// new container. Not a valid container name, so the engine refuses a call
+// that writes it.
+export const GENERATED_NAME = '(generated)';
+
+// The engine reads the first name only (Go's Form.Get); an empty one has it
+// generate a name.
+function createdNames(route: Route): string[] {
+  const names = queryValues(route.query, 'name');
+  const rest = names.map(containerName).filter((n) => n !== '');
+  return (names[0] ?? '') === '' ? [GENERATED_NAME, ...rest] : rest;
 }
 
 // The engine stores names with a leading '/' and accepts them with or without.
