@@ -6,7 +6,7 @@ import { listen, listenTarget, ListenError } from './plugin/listen.ts';
 import { createPluginServer } from './plugin/server.ts';
 import { createInFlight } from './plugin/inFlight.ts';
 import { createEngineApi } from './engine/engineApi.ts';
-import { createKnownContainers } from './facts/knownContainers.ts';
+import { createKnownFacts } from './facts/recentAnswers.ts';
 import { VERSION } from './version.ts';
 
 // ps and journald show this instead of the runtime's name.
@@ -80,7 +80,7 @@ async function serve(options: ServeOptions): Promise<number> {
     sources: {
       engine: createEngineApi(options.engineSocket, options.lookupTimeoutMs),
       deadlineMs: options.lookupTimeoutMs,
-      known: createKnownContainers(),
+      known: createKnownFacts(),
     },
     inFlight: createInFlight(),
   });

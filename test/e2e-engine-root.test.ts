@@ -306,7 +306,7 @@ function engineRootSuite(build: EngineBuild): void {
         const id = await ok(guarded, ['run', '-d', '--rm', '--name', 'mortal', '--network', 'none', img, 'sleep', '600']);
         const ref = byId ? id : 'mortal';
         await ok(guarded, ['exec', ref, 'true']);
-        await ok(guarded, ['cp', `${ref}:/bin/sh`, join(w.work, 'sh.copy')]);
+        await ok(guarded, ['cp', `${ref}:/bin/busybox`, join(w.work, `copy-${randomBytes(4).toString('hex')}`)]);
         await ok(guarded, ['kill', ref]);
         for (let i = 0; i < 100 && (await guarded.docker(['inspect', id])).code === 0; i++) await new Promise((r) => setTimeout(r, 50));
         assert.notEqual((await guarded.docker(['inspect', id])).code, 0, 'the engine removed mortal');
@@ -320,6 +320,19 @@ function engineRootSuite(build: EngineBuild): void {
         await ok(guarded, ['rename', ref, 'heir']);
       }
       await ok(guarded, ['rm', '-f', 'heir']);
+
+      // A volume known as plain, removed and made anew bound to the host.
+      await ok(guarded, ['run', '-d', '--name', 'vuser', '--network', 'none', '-v', 'reborn:/host', img, 'sleep', '600']);
+      await ok(guarded, ['cp', 'vuser:/bin/busybox', join(w.work, `copy-${randomBytes(4).toString('hex')}`)]);
+      await ok(guarded, ['cp', 'vuser:/host', join(w.work, `copy-${randomBytes(4).toString('hex')}`)]);
+      await ok(guarded, ['rm', '-f', 'vuser']);
+      await ok(guarded, ['volume', 'rm', 'reborn']);
+      await ok(guarded, ['volume', 'create', '--opt', 'type=none', '--opt', 'o=bind', '--opt', `device=${w.work}`, 'reborn']);
+      await ok(guarded, ['run', '-d', '--name', 'vuser', '--network', 'none', '-v', 'reborn:/host', img, 'sleep', '600']);
+      const out = await refused(guarded, ['cp', secretPath('vuser'), '-'], 'archive-host-mount');
+      assert.doesNotMatch(out, new RegExp(w.secret));
+      await ok(guarded, ['rm', '-f', 'vuser']);
+      await ok(guarded, ['volume', 'rm', 'reborn']);
     });
 
     await t.test('guarded: missing bind sources are created only where the containers\' root could', async () => {

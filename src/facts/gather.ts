@@ -8,13 +8,14 @@ import type { EngineApi } from '../engine/engineApi.ts';
 import type { ContainerFacts, FactNeeds, Facts, Lookup, PathFacts, RemappedRoot, VolumeFacts } from '../policy/facts.ts';
 import { needsNothing } from '../policy/facts.ts';
 import { examinePath } from './hostPaths.ts';
-import { isKeptRef, type KnownContainer, type KnownContainers } from './knownContainers.ts';
+import { CONTAINER_REFS, VOLUME_REFS, type KnownFacts, type Recent, type RecentAnswers, type RefKind } from './recentAnswers.ts';
 
 export interface FactSources {
   readonly engine: EngineApi;
   readonly deadlineMs: number;
-  // Containers looked up recently; absent, every call looks its container up.
-  readonly known?: KnownContainers;
+  // Containers and volumes looked up recently; absent, every call looks
+  // them up.
+  readonly known?: KnownFacts;
   // The remapped root changes only with an engine restart; looked up at most
   // once a minute.
   remappedRoot?: { readonly at: number; readonly value: Promise<Lookup<RemappedRoot>> };
@@ -35,17 +36,19 @@ export function emptyFacts(): MutableFacts {
   return { containers: new Map(), execs: new Map(), volumes: new Map(), paths: new Map(), remappedRoot: null };
 }
 
-// The caller's judgement of a recalled container: whether anything that
-// could have changed what `ref` names happened since the entry's mark.
+// The caller's judgement of a recalled answer: whether anything that could
+// have changed what `ref` names happened since the entry's mark. `mark` is
+// the one to keep with what this call learns.
 export interface Recall {
   readonly mark: number;
-  stillNames(ref: string, known: KnownContainer): boolean;
+  stillNames(space: 'container' | 'volume', ref: string, known: Recent<unknown>): boolean;
 }
 
 // Adds the facts `needs` names to `into`, within the deadline.
 export async function gather(needs: FactNeeds, sources: FactSources, into: MutableFacts, deadline: number, recall?: Recall): Promise<Facts> {
   if (needsNothing(needs)) return into;
-  const container = (ref: string) => containerFacts(ref, sources, deadline, recall);
+  const known = sources.known;
+  const container = (ref: string) => recalled(CONTAINER_REFS, known?.containers, ref, recall, () => bounded(sources.engine.container(ref), deadline));
   const jobs: Promise<void>[] = [];
   for (const ref of needs.containers) {
     jobs.push(container(ref).then((v) => void into.containers.set(ref, v)));
@@ -58,7 +61,8 @@ export async function gather(needs: FactNeeds, sources: FactSources, into: Mutab
     );
   }
   for (const name of needs.volumes) {
-    jobs.push(bounded(sources.engine.volume(name), deadline).then((v) => void into.volumes.set(name, v)));
+    const volume = recalled(VOLUME_REFS, known?.volumes, name, recall, () => bounded(sources.engine.volume(name), deadline));
+    jobs.push(volume.then((v) => void into.volumes.set(name, v)));
   }
   if (needs.paths.length > 0) {
     jobs.push(
@@ -80,17 +84,22 @@ export async function gather(needs: FactNeeds, sources: FactSources, into: Mutab
   return into;
 }
 
-async function containerFacts(ref: string, sources: FactSources, deadline: number, recall: Recall | undefined): Promise<Lookup<ContainerFacts>> {
-  const known = recall === undefined ? undefined : sources.known;
-  if (known !== undefined && isKeptRef(ref)) {
-    const k = known.recall(ref, Date.now());
-    if (k !== undefined) {
-      if (recall!.stillNames(ref, k)) return { kind: 'found', value: k.facts };
-      known.forget(ref);
-    }
+// A recent answer the caller still vouches for, or a lookup, learnt.
+async function recalled<T>(
+  kind: RefKind<T>,
+  store: RecentAnswers<T> | undefined,
+  ref: string,
+  recall: Recall | undefined,
+  lookup: () => Promise<Lookup<T>>,
+): Promise<Lookup<T>> {
+  if (store === undefined || recall === undefined) return lookup();
+  const k = kind.keeps(ref) ? store.recall(ref, Date.now()) : undefined;
+  if (k !== undefined) {
+    if (recall.stillNames(kind.space, ref, k)) return { kind: 'found', value: k.facts };
+    store.forget(ref);
   }
-  const found = await bounded(sources.engine.container(ref), deadline);
-  if (known !== undefined && found.kind === 'found') known.learn(ref, found.value, recall!.mark, Date.now());
+  const found = await lookup();
+  if (found.kind === 'found') store.learn(kind.vouchedFor(ref, found.value), found.value, recall.mark, Date.now());
   return found;
 }
 

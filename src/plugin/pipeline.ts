@@ -4,7 +4,7 @@
 // claim no names (nearly all) are answered synchronously.
 
 import { gather, emptyFacts, type FactSources, type Recall } from '../facts/gather.ts';
-import { isFullId } from '../facts/knownContainers.ts';
+import { isFullId } from '../facts/recentAnswers.ts';
 import { decide, judgeFacts, needsAfter, needsFactsFirst, overrule, type Decision, type PolicyOptions } from '../policy/decide.ts';
 import { containerName, GENERATED_NAME } from '../policy/asks.ts';
 import { needsNothing } from '../policy/facts.ts';
@@ -74,15 +74,15 @@ async function withFacts(d: Decision, p: Pipeline): Promise<Decision> {
   return judged;
 }
 
-// A container learnt at mark M still answers to `ref` when nothing claimed
-// that name since M, and nothing is claiming it now (see knownContainers.ts).
-// A generated name can be any name but a full id.
+// An answer learnt at mark M still holds for `ref` when nothing claimed that
+// name since M, and nothing is claiming it now (see recentAnswers.ts). A
+// generated container name can be any name but a full id.
 function recallSince(since: number, inFlight: InFlight): Recall {
   return {
     mark: since,
-    stillNames: (ref, known) => {
-      const voidedBy = isFullId(ref) ? [ref] : [containerName(ref), GENERATED_NAME];
-      return inFlight.judgedConflict('container', voidedBy, known.mark) === null;
+    stillNames: (space, ref, known) => {
+      const voidedBy = space === 'volume' ? [ref] : isFullId(ref) ? [ref] : [containerName(ref), GENERATED_NAME];
+      return inFlight.judgedConflict(space, voidedBy, known.mark) === null;
     },
   };
 }

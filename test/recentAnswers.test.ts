@@ -1,15 +1,15 @@
-// Containers looked up recently, through the pipeline: which calls share a
-// lookup, and which calls void it. The engine here is a table of answers
+// Containers and volumes looked up recently, through the pipeline: which
+// calls share a lookup, and which calls void it. The engine here is a table of answers
 // that counts what it was asked; the in-flight bookkeeping is the plugin's own.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { EngineApi } from '../src/engine/engineApi.ts';
-import { createKnownContainers, isKeptRef, type KnownContainers } from '../src/facts/knownContainers.ts';
+import { CONTAINER_REFS, createKnownFacts, createRecentAnswers, isKeptContainerRef, type KnownFacts } from '../src/facts/recentAnswers.ts';
 import { createInFlight } from '../src/plugin/inFlight.ts';
 import { decideNow, inFlightKey, type Pipeline } from '../src/plugin/pipeline.ts';
 import { DEFAULT_POLICY, type Decision } from '../src/policy/decide.ts';
-import type { ContainerFacts, Lookup } from '../src/policy/facts.ts';
+import type { ContainerFacts, Lookup, VolumeFacts } from '../src/policy/facts.ts';
 import { envelope } from './lib/plugin.ts';
 
 const WEB = 'a'.repeat(64);
@@ -20,8 +20,9 @@ function facts(id: string, name: string, usernsHost = false): ContainerFacts {
 }
 
 // An engine whose containers the test moves around, as the engine would.
-function world(known: KnownContainers = createKnownContainers()) {
+function world(known: KnownFacts = createKnownFacts()) {
   const byRef = new Map<string, ContainerFacts>();
+  const volumes = new Map<string, VolumeFacts>();
   const asked: string[] = [];
   const engine: EngineApi = {
     async container(ref) {
@@ -32,8 +33,10 @@ function world(known: KnownContainers = createKnownContainers()) {
     async execContainerId(id): Promise<Lookup<string>> {
       return id === 'exec1' ? { kind: 'found', value: WEB } : { kind: 'absent' };
     },
-    async volume() {
-      return { kind: 'absent' };
+    async volume(name) {
+      asked.push(`volume ${name}`);
+      const v = volumes.get(name);
+      return v === undefined ? { kind: 'absent' } : { kind: 'found', value: v };
     },
     async remappedRoot() {
       return { kind: 'found', value: { uid: 100000, gid: 100000 } };
@@ -55,7 +58,7 @@ function world(known: KnownContainers = createKnownContainers()) {
     if (d.allow) ran(method, uri);
     return d;
   };
-  return { asked, put, remove, ask, ran, call, known };
+  return { asked, put, remove, ask, ran, call, known, volumes };
 }
 
 test('the calls of one docker command share a lookup, by name, full id or exec', async () => {
@@ -164,20 +167,53 @@ test('references an id prefix or a link could match are looked up every time', a
     for (let i = 0; i < 2; i++) assert.equal((await w.call('POST', `/containers/${encodeURIComponent(ref)}/exec`, { Cmd: ['true'] })).allow, true, ref);
   }
   assert.deepEqual(w.asked, ['aaaaaaaa', 'aaaaaaaa', 'aaaa', 'aaaa', 'app/db', 'app/db']);
-  for (const kept of [WEB, 'web', '/web', 'Web', 'abc-1', 'focused_turing', 'ABCDEF']) assert.ok(isKeptRef(kept), kept);
-  for (const not of ['', 'abc', '/abc', WEB.slice(0, 12), `${WEB}0`, 'app/db', '//web', '-x', 'x', '(generated)']) assert.ok(!isKeptRef(not), not);
+  for (const kept of [WEB, 'web', '/web', 'Web', 'abc-1', 'focused_turing', 'ABCDEF']) assert.ok(isKeptContainerRef(kept), kept);
+  for (const not of ['', 'abc', '/abc', WEB.slice(0, 12), `${WEB}0`, 'app/db', '//web', '-x', 'x', '(generated)']) assert.ok(!isKeptContainerRef(not), not);
+});
+
+test('a volume answer is shared too, and a create of that volume voids it', async () => {
+  const w = world();
+  const withVolume: ContainerFacts = {
+    ...facts(WEB, 'web'),
+    mounts: [{ type: 'volume', source: '/var/lib/docker/volumes/data/_data', destination: '/data', name: 'data', driver: 'local' }],
+  };
+  w.put(withVolume);
+  w.volumes.set('data', { name: 'data', driver: 'local', options: {} });
+  for (let i = 0; i < 2; i++) assert.equal((await w.call('HEAD', '/containers/web/archive?path=/data')).allow, true);
+  assert.equal((await w.call('GET', '/containers/web/archive?path=/data')).allow, true);
+  assert.deepEqual(w.asked, ['web', 'volume data']);
+
+  // Removed and made anew with a bind of the host: the create claims the name.
+  for (const [uri, body] of [
+    ['/volumes/create', { Name: 'data', DriverOpts: { type: 'none', o: 'bind', device: '/' } }],
+    ['/containers/create?name=other', { Image: 'x', HostConfig: { Mounts: [{ Type: 'volume', Source: 'data', Target: '/d', VolumeOptions: { DriverConfig: { Name: 'local', Options: { type: 'none', o: 'bind', device: '/' } } } }] } }],
+  ] as const) {
+    assert.equal((await w.call('GET', '/containers/web/archive?path=/data')).allow, true);
+    w.asked.length = 0;
+    assert.equal((await w.call('POST', uri, body)).allow, true, uri);
+    w.volumes.set('data', { name: 'data', driver: 'local', options: { type: 'none', o: 'bind', device: '/' } });
+    assert.equal((await w.call('GET', '/containers/web/archive?path=/data')).rule, 'archive-host-mount', uri);
+    assert.deepEqual(w.asked, ['volume data'], uri);
+    w.volumes.set('data', { name: 'data', driver: 'local', options: {} });
+    assert.equal((await w.call('POST', '/volumes/create', { Name: 'data' })).allow, true);
+  }
 });
 
 test('what is known lasts a few seconds, under a bounded number of references', () => {
-  const k = createKnownContainers(1_000, 4);
-  k.learn('web', facts(WEB, 'web'), 1, 0);
+  const k = createRecentAnswers<ContainerFacts>(1_000, 4);
+  const web = facts(WEB, 'web');
+  k.learn(CONTAINER_REFS.vouchedFor('web', web), web, 1, 0);
   assert.equal(k.size(), 2, 'under its name and its id');
   assert.equal(k.recall('web', 999)?.facts.id, WEB);
   assert.equal(k.recall(WEB, 999)?.mark, 1);
   assert.equal(k.recall('web', 1_000), undefined);
   assert.equal(k.size(), 1);
-  for (let i = 0; i < 10; i++) k.learn(`c${i}x`, facts(String(i).repeat(64), `c${i}x`), 2, 0);
+  for (let i = 0; i < 10; i++) {
+    const c = facts(String(i).repeat(64), `c${i}x`);
+    k.learn(CONTAINER_REFS.vouchedFor(c.name, c), c, 2, 0);
+  }
   assert.equal(k.size(), 4);
   assert.equal(k.recall('c0x', 0), undefined, 'the oldest go first');
   assert.ok(k.recall('c9x', 0));
+  assert.deepEqual(CONTAINER_REFS.vouchedFor('abc', facts(WEB, 'abcd')), [WEB], 'only references that may be kept');
 });
