@@ -29,6 +29,7 @@ interface Step {
 async function examine(raw: string, root: RemappedRoot): Promise<PathFacts> {
   if (!raw.startsWith('/')) return { kind: 'unexaminable', why: 'not an absolute path' };
   const queue = raw.split('/').filter((c) => c !== '' && c !== '.');
+  const lstatOf = lstatsAhead(queue);
   let cur = '/';
   const traversed: Step[] = [{ dir: '/', st: await stat('/') }];
   let links = 0;
@@ -41,7 +42,7 @@ async function examine(raw: string, root: RemappedRoot): Promise<PathFacts> {
     const next = cur === '/' ? `/${name}` : `${cur}/${name}`;
     let st: Stats;
     try {
-      st = await lstat(next);
+      st = await lstatOf(next);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       return missing(cur, 1 + queue.filter((c) => c !== '..').length, traversed, root);
@@ -75,6 +76,29 @@ async function examine(raw: string, root: RemappedRoot): Promise<PathFacts> {
     isDirectory: st.isDirectory(),
     isEmptyDirectory: false,
     writableByRemappedRoot: st.isDirectory() && canWrite(st, root),
+  };
+}
+
+// Each lstat is a round trip through libuv's thread pool. The walk above
+// needs the path's prefixes one after the other, so they are all asked for
+// at once, up to the first '..'; a prefix the walk does not reach as asked
+// (a symlink sent it elsewhere) is looked at anew when it is reached.
+function lstatsAhead(components: readonly string[]): (path: string) => Promise<Stats> {
+  const ahead = new Map<string, Promise<Stats>>();
+  let prefix = '';
+  for (const c of components) {
+    if (c === '..') break;
+    prefix += `/${c}`;
+    const pending = lstat(prefix);
+    // Not every one is awaited: an error of one past a missing level or a
+    // symlink stays unobserved.
+    pending.catch(() => {});
+    ahead.set(prefix, pending);
+  }
+  return (path) => {
+    const pending = ahead.get(path);
+    ahead.delete(path);
+    return pending ?? lstat(path);
   };
 }
 
