@@ -186,7 +186,7 @@ test('the engine API: an exec found once is not looked up again; its container i
   for (let i = 0; i < 3; i++) assert.deepEqual(await api.execContainerId('e1'), { kind: 'found', value: containerId });
   assert.deepEqual(asked, ['/exec/e1/json']);
   // The container itself is asked about every time (what is kept of it, and
-  // how briefly, is for src/facts/knownContainers.ts).
+  // how briefly, is for src/facts/recentAnswers.ts).
   for (let i = 0; i < 2; i++) assert.equal((await api.container(containerId)).kind, 'found');
   assert.deepEqual(asked, ['/exec/e1/json', ...Array(2).fill(`/containers/${containerId}/json`)]);
 

@@ -32,7 +32,7 @@ export function createEngineApi(socketPath: string, timeoutMs = DEFAULT_LOOKUP_T
   // calls, because it cannot change: the engine finds an exec by its exact
   // id only (no names, no prefixes), gives every exec a random id of its
   // own, and an exec belongs to one container for its whole life. The
-  // container itself is looked up on its own (src/facts/knownContainers.ts).
+  // container itself is looked up on its own (src/facts/recentAnswers.ts).
   const execContainers = new Map<string, string>();
   const api: EngineApi = {
     async container(ref) {

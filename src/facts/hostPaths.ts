@@ -90,8 +90,8 @@ function lstatsAhead(components: readonly string[]): (path: string) => Promise<S
     if (c === '..') break;
     prefix += `/${c}`;
     const pending = lstat(prefix);
-    // Not every one is awaited: an error of one past a missing level or a
-    // symlink stays unobserved.
+    // Those past a missing level or a symlink are never awaited: their
+    // errors must not surface as unhandled rejections.
     pending.catch(() => {});
     ahead.set(prefix, pending);
   }
