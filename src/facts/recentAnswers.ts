@@ -1,7 +1,7 @@
 // Containers and volumes looked up in the last few seconds, so that the calls
-// one docker command makes (exec create and start, cp's HEAD and GET or PUT,
-// run's attach and start, a create and start on the same volume) share one
-// lookup. What the rules read of a container (its user namespace, its mounts,
+// one docker command makes (exec create and start, cp's HEAD and GET or PUT
+// and the volumes behind the container's mounts, run's attach and start)
+// share one lookup. What the rules read of a container (its user namespace, its mounts,
 // its bind sources) and of a volume (its driver and options) is fixed when it
 // is created; what can change is which one a reference names. So an answer is
 // only ever used for a reference whose meaning can change through nothing but
