@@ -126,8 +126,10 @@ test('startup line; allowed calls are logged only with --debug', async (t) => {
 
 test('--audit-only warns at startup, allows everything and logs would-deny', async (t) => {
   const p = await plugin(t, ['--audit-only']);
-  const warning = p.records().find((r) => r.level === 'warn' && String(r.msg).includes('audit-only'));
-  assert.ok(warning, `no audit-only warning:\n${p.stderr()}`);
+  // The warning follows the startup line, in a write of its own: the pipe
+  // may hand the two over in separate reads.
+  const isWarning = (r: Record<string, unknown>) => r.level === 'warn' && String(r.msg).includes('audit-only');
+  await waitFor(() => p.records().some(isWarning), 5_000, () => `no audit-only warning:\n${p.stderr()}`);
   assert.equal((p.records().find((r) => r.msg === 'userns-guard started')!.options as { auditOnly: boolean }).auditOnly, true);
 
   assert.equal((await p.authz(envelope('POST', '/v1.41/containers/create', HOST_USERNS_CREATE))).Allow, true);
