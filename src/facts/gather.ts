@@ -93,13 +93,14 @@ async function recalled<T>(
   lookup: () => Promise<Lookup<T>>,
 ): Promise<Lookup<T>> {
   if (store === undefined || recall === undefined) return lookup();
-  const k = kind.keeps(ref) ? store.recall(ref, Date.now()) : undefined;
+  // A monotonic clock: a clock stepped back must not make an answer live longer.
+  const k = kind.keeps(ref) ? store.recall(ref, performance.now()) : undefined;
   if (k !== undefined) {
     if (recall.stillNames(kind.space, ref, k)) return { kind: 'found', value: k.facts };
     store.forget(ref);
   }
   const found = await lookup();
-  if (found.kind === 'found') store.learn(kind.vouchedFor(ref, found.value), found.value, recall.mark, Date.now());
+  if (found.kind === 'found') store.learn(kind.vouchedFor(ref, found.value), found.value, recall.mark, performance.now());
   return found;
 }
 
