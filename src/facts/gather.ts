@@ -8,7 +8,7 @@ import type { EngineApi } from '../engine/engineApi.ts';
 import type { ContainerFacts, FactNeeds, Facts, Lookup, PathFacts, RemappedRoot, VolumeFacts } from '../policy/facts.ts';
 import { needsNothing } from '../policy/facts.ts';
 import { examinePath } from './hostPaths.ts';
-import { CONTAINER_REFS, VOLUME_REFS, type KnownFacts, type Recent, type RecentAnswers, type RefKind } from './recentAnswers.ts';
+import { CONTAINER_REFS, VOLUME_REFS, type KnownFacts, type RecentAnswers, type RefKind } from './recentAnswers.ts';
 
 export interface FactSources {
   readonly engine: EngineApi;
@@ -36,12 +36,12 @@ export function emptyFacts(): MutableFacts {
   return { containers: new Map(), execs: new Map(), volumes: new Map(), paths: new Map(), remappedRoot: null };
 }
 
-// The caller's judgement of a recalled answer: whether anything that could
-// have changed what `ref` names happened since the entry's mark. `mark` is
-// the one to keep with what this call learns.
+// The caller's judgement of a recalled answer: whether any of `names` was
+// claimed since `mark`, the one its answer was learnt at, or is being
+// claimed now. `mark` is the one to keep with what this call learns.
 export interface Recall {
   readonly mark: number;
-  stillNames(space: 'container' | 'volume', ref: string, known: Recent<unknown>): boolean;
+  unclaimedSince(space: 'container' | 'volume', names: readonly string[], mark: number): boolean;
 }
 
 // Adds the facts `needs` names to `into`, within the deadline.
@@ -96,7 +96,7 @@ async function recalled<T>(
   // A monotonic clock: a clock stepped back must not make an answer live longer.
   const k = kind.keeps(ref) ? store.recall(ref, performance.now()) : undefined;
   if (k !== undefined) {
-    if (recall.stillNames(kind.space, ref, k)) return { kind: 'found', value: k.facts };
+    if (recall.unclaimedSince(kind.space, kind.voidedBy(ref), k.mark)) return { kind: 'found', value: k.facts };
     store.forget(ref);
   }
   const found = await lookup();

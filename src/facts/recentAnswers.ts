@@ -26,7 +26,7 @@
 // nothing claimed. Each entry keeps the in-flight mark taken before its
 // lookup began, so claims since then void it.
 
-import { containerName } from '../policy/asks.ts';
+import { containerName, GENERATED_NAME } from '../policy/asks.ts';
 import type { ContainerFacts, VolumeFacts } from '../policy/facts.ts';
 
 export interface Recent<T> {
@@ -68,24 +68,29 @@ export function isKeptContainerRef(ref: string): boolean {
   return VALID_NAME.test(name) && !HEX.test(name);
 }
 
-// Which references of a kind may be kept, and which ones an answer vouches
-// for: a container's inspect answer for its full id and its name as well.
+// Which references of a kind may be kept, which ones an answer vouches for
+// (a container's inspect answer for its full id and its name as well), and
+// the names whose claims void a kept one.
 export interface RefKind<T> {
   readonly space: 'container' | 'volume';
   keeps(ref: string): boolean;
   vouchedFor(asked: string, facts: T): string[];
+  voidedBy(ref: string): string[];
 }
 
 export const CONTAINER_REFS: RefKind<ContainerFacts> = {
   space: 'container',
   keeps: isKeptContainerRef,
   vouchedFor: (asked, facts) => [...new Set([asked, facts.id, facts.name])].filter(isKeptContainerRef),
+  // A generated name can be any name but a full id.
+  voidedBy: (ref) => (isFullId(ref) ? [ref] : [containerName(ref), GENERATED_NAME]),
 };
 
 export const VOLUME_REFS: RefKind<VolumeFacts> = {
   space: 'volume',
   keeps: (name) => name !== '',
   vouchedFor: (asked) => [asked],
+  voidedBy: (name) => [name],
 };
 
 export function createKnownFacts(): KnownFacts {

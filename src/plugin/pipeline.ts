@@ -4,9 +4,8 @@
 // claim no names (nearly all) are answered synchronously.
 
 import { gather, emptyFacts, type FactSources, type Recall } from '../facts/gather.ts';
-import { isFullId } from '../facts/recentAnswers.ts';
 import { decide, judgeFacts, needsAfter, needsFactsFirst, overrule, type Decision, type PolicyOptions } from '../policy/decide.ts';
-import { containerName, GENERATED_NAME } from '../policy/asks.ts';
+import { containerName } from '../policy/asks.ts';
 import { needsNothing } from '../policy/facts.ts';
 import type { EnvelopeBytes } from '../engine/envelope.ts';
 import type { InFlight } from './inFlight.ts';
@@ -74,16 +73,13 @@ async function withFacts(d: Decision, p: Pipeline): Promise<Decision> {
   return judged;
 }
 
-// An answer learnt at mark M still holds for `ref` when nothing claimed that
-// name since M, and nothing is claiming it now (see recentAnswers.ts). A
-// generated container name can be any name but a full id.
+// An answer learnt at a mark still holds when nothing claimed the names
+// that void it since then, and nothing is claiming them now (see
+// recentAnswers.ts).
 function recallSince(since: number, inFlight: InFlight): Recall {
   return {
     mark: since,
-    stillNames: (space, ref, known) => {
-      const voidedBy = space === 'volume' ? [ref] : isFullId(ref) ? [ref] : [containerName(ref), GENERATED_NAME];
-      return inFlight.judgedConflict(space, voidedBy, known.mark) === null;
-    },
+    unclaimedSince: (space, names, mark) => inFlight.judgedConflict(space, names, mark) === null,
   };
 }
 
